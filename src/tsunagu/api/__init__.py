@@ -1,0 +1,1 @@
+"""HTTP adapters: Segment-spec ingest (`ingest`) and the admin REST API (`admin`)."""

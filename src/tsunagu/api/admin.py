@@ -1,0 +1,287 @@
+"""The admin REST API (`/api/v1/...`), described by OpenAPI at `/openapi.json`.
+
+Every endpoint takes the workspace's API token as `Authorization: Bearer TOKEN`; the
+token names the workspace, so one workspace can never address another's people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..core.config import IDENTIFIER_TYPES
+from ..core.errors import FieldError, InvalidInput, NotFound, TsunaguError, Unauthorized
+from ..core.identity import normalize_value
+from ..core.people import Person
+from ..pipeline import WorkspacePipeline
+
+if TYPE_CHECKING:
+    from ..app import Platform
+
+__all__ = ["build_admin_app", "iso", "person_json"]
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def person_json(p: Person) -> dict[str, Any]:
+    d = p.to_dict()
+    d["first_seen"] = iso(p.first_seen) if p.event_count else None
+    d["last_seen"] = iso(p.last_seen) if p.event_count else None
+    return d
+
+
+class PersonOut(BaseModel):
+    person_id: str = Field(examples=["p_3f2a9c0d1e4b5a6c7d8e"])
+    identifiers: dict[str, list[str]] = Field(examples=[{"user_id": ["M000123"], "anonymous_id": ["a-1"]}])
+    traits: dict[str, Any]
+    first_seen: str | None
+    last_seen: str | None
+    channels: dict[str, int] = Field(description="events per channel")
+    stores: dict[str, int] = Field(description="events per store id")
+    event_count: int
+    merged_ids: list[str] = Field(description="person ids merged into this one")
+    conflicts: list[dict[str, Any]] = Field(description="identifiers refused because they would join two user_ids")
+
+
+class EventOut(BaseModel):
+    message_id: str
+    type: str
+    event: str | None
+    channel: str
+    store_id: str | None
+    timestamp: str
+    received_at: str
+    person_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    properties: dict[str, Any]
+    context: dict[str, Any]
+    traits: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    person_id: str
+    events: list[EventOut]
+    next_cursor: str | None
+
+
+class PeopleOut(BaseModel):
+    people: list[PersonOut]
+    next_cursor: str | None
+
+
+class DeletedOut(BaseModel):
+    deleted: bool
+    person_id: str
+    person_ids: list[str]
+    identifiers: int
+    events: int
+    timeline_entries: int
+    log_records_rewritten: int
+
+
+class WorkspaceOut(BaseModel):
+    workspace: str
+    people: int
+    events_accepted_since_start: int
+    log_seq: int
+    config: dict[str, Any]
+
+
+def _error_response(err: TsunaguError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="tsunagu"'} if err.status == 401 else None
+    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
+
+
+def _encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, type_: Any) -> Any:
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=type_)
+    except (binascii.Error, msgspec.DecodeError, ValueError):
+        raise InvalidInput.for_field("cursor", "is not a cursor this API returned") from None
+
+
+async def workspace_pipeline(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <api token>")] = None,
+) -> WorkspacePipeline:
+    """The dependency every admin endpoint takes: the token's workspace, or 401."""
+    platform: Platform = request.app.state.platform
+    if not authorization:
+        raise Unauthorized.for_field("Authorization", "missing: send `Authorization: Bearer <api token>`")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized.for_field("Authorization", "use `Bearer <api token>`")
+    workspace = platform.workspace_for_token(token.strip())
+    if workspace is None:
+        raise Unauthorized.for_field("Authorization", "unknown API token (a write key opens no admin endpoint)")
+    return await platform.pipeline(workspace)
+
+
+Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
+
+
+def build_admin_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="tsunagu admin API",
+        version=__version__,
+        description="People, timelines and workspace administration. "
+        "Authenticate with `Authorization: Bearer <api token>`.",
+    )
+
+    app.state.platform = platform
+
+    @app.exception_handler(TsunaguError)
+    async def _tsunagu_error(request: Request, exc: TsunaguError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), e["msg"]) for e in exc.errors()
+        ]
+        return _error_response(InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        err = NotFound(f"no such endpoint: {request.method} {request.url.path}") if exc.status_code == 404 else None
+        if err is None:
+            return JSONResponse(
+                {"error": {"status": exc.status_code, "code": "http_error", "message": str(exc.detail)}},
+                status_code=exc.status_code,
+            )
+        return _error_response(err)
+
+    @app.get("/health", tags=["system"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/api/v1/workspace", response_model=WorkspaceOut, tags=["workspace"])
+    async def workspace(pipe: Pipe) -> dict[str, Any]:
+        return {
+            "workspace": pipe.workspace,
+            "people": len(pipe.engine.persons),
+            "events_accepted_since_start": pipe.stats["accepted"],
+            "log_seq": pipe.applied_seq,
+            "config": msgspec.to_builtins(pipe.config),
+        }
+
+    @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"])
+    async def lookup(
+        pipe: Pipe,
+        type: Annotated[
+            str, Query(description="identifier type: " + ", ".join(IDENTIFIER_TYPES) + " or a custom type")
+        ],
+        value: Annotated[str, Query(description="identifier value")],
+    ) -> dict[str, Any]:
+        norm = normalize_value(type, value) or value
+        person = pipe.engine.lookup(type, norm)
+        if person is None:
+            raise NotFound.for_field("value", f"no person with {type} {value!r}")
+        return person_json(person)
+
+    @app.get("/api/v1/people", response_model=PeopleOut, tags=["people"])
+    async def search(
+        pipe: Pipe,
+        q: Annotated[str | None, Query(description="an identifier value, or text found in traits")] = None,
+        trait: Annotated[str | None, Query(description="trait name to match exactly")] = None,
+        value: Annotated[str | None, Query(description="the trait's value (as text)")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        offset = _decode_cursor(cursor, int) if cursor else 0
+        exact: list[str] = []  # identifier matches come first, on the first page
+        where: list[str] = []
+        params: list[Any] = []
+        if q:
+            for typ in IDENTIFIER_TYPES:
+                norm = normalize_value(typ, q)
+                if norm and (p := pipe.engine.lookup(typ, norm)) and p.person_id not in exact:
+                    exact.append(p.person_id)
+            like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(
+                "(CAST(traits AS VARCHAR) ILIKE ? ESCAPE '\\' OR CAST(identifiers AS VARCHAR) ILIKE ? ESCAPE '\\')"
+            )
+            params += [like, like]
+        if trait is not None:
+            if '"' in trait or not trait:
+                raise InvalidInput.for_field("trait", "must be a trait name without double quotes")
+            if value is None:
+                where.append("json_extract(traits, ?) IS NOT NULL")
+                params.append(f'$."{trait}"')
+            else:
+                where.append("json_extract_string(traits, ?) = ?")
+                params += [f'$."{trait}"', value]
+        if exact:
+            where.append("NOT list_contains(?, person_id)")
+            params.append(exact)
+        await pipe.flush()
+        sql = (
+            "SELECT person_id FROM people"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY last_seen DESC, person_id LIMIT ? OFFSET ?"
+        )
+        skip = max(0, offset - len(exact))
+        rows = await asyncio.to_thread(pipe.analytics.query, sql, [*params, limit + 1, skip])
+        ids = (exact[offset:] if offset < len(exact) else []) + [r[0] for r in rows]
+        people = [person_json(p) for pid in ids[:limit] if (p := pipe.engine.get(pid))]
+        nxt = _encode_cursor(offset + limit) if len(ids) > limit else None
+        return {"people": people, "next_cursor": nxt}
+
+    @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"])
+    async def get_person(pipe: Pipe, person_id: str) -> dict[str, Any]:
+        return person_json(pipe.person(person_id))
+
+    @app.get("/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"])
+    async def timeline(
+        pipe: Pipe,
+        person_id: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+        event: Annotated[list[str] | None, Query(description="event names (view, cart, buy, ...)")] = None,
+        channel: Annotated[list[str] | None, Query(description="channels (web, app, store, ...)")] = None,
+        type: Annotated[list[str] | None, Query(description="types (track, page, identify, merge, ...)")] = None,
+    ) -> dict[str, Any]:
+        person = pipe.person(person_id)
+        cur = tuple(_decode_cursor(cursor, tuple[int, str])) if cursor else None
+        rows, nxt = await pipe.timeline(
+            person,
+            limit=limit,
+            cursor=cur,
+            events=event or (),
+            channels=channel or (),
+            types=type or (),  # type: ignore[arg-type]
+        )
+        for r in rows:
+            r["timestamp"] = iso(r["timestamp"])
+            r["received_at"] = iso(r["received_at"])
+        return {
+            "person_id": person.person_id,
+            "events": rows,
+            "next_cursor": _encode_cursor(list(nxt)) if nxt else None,
+        }
+
+    @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
+    async def delete_person(pipe: Pipe, person_id: str) -> dict[str, Any]:
+        result = await pipe.forget(person_id)
+        return {"deleted": True, **result}
+
+    return app

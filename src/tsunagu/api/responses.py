@@ -1,0 +1,37 @@
+"""JSON responses for the raw ASGI ingest path (no framework on the hot path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..core.errors import TsunaguError
+
+__all__ = ["CORS_HEADERS", "send_error", "send_json"]
+
+_encode = msgspec.json.Encoder().encode
+
+# Browsers post from the retailer's own site: answer from any origin, with the headers the
+# Segment browser SDK sends.
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
+    (b"access-control-allow-headers", b"Authorization, Content-Type, X-Retry-Count, Content-Encoding"),
+    (b"access-control-max-age", b"86400"),
+]
+
+
+async def send_json(send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    payload = _encode(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += CORS_HEADERS
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def send_error(send: Any, error: TsunaguError) -> None:
+    extra = [(b"www-authenticate", b'Basic realm="tsunagu"')] if error.status == 401 else None
+    await send_json(send, error.status, error.to_dict(), extra)

@@ -1,0 +1,178 @@
+"""Wiring: the only module that picks adapters and connects them to the core.
+
+`Platform` serves one data directory:
+
+    DATA_DIR/
+      control.sqlite              workspaces, keys (hashed), users
+      workspaces/NAME/log.sqlite        the event log (source of truth)
+      workspaces/NAME/state.sqlite      person-state checkpoints
+      workspaces/NAME/analytics.duckdb  events and people for SQL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .core.errors import NotFound, TsunaguError
+from .pipeline import WorkspacePipeline, new_id_factory
+from .storage.control import ControlStore
+
+__all__ = ["DataDirLocked", "Platform", "wall_clock_ms"]
+
+log = logging.getLogger("tsunagu")
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DataDirLocked(TsunaguError):
+    status = 409
+    code = "data_dir_locked"
+
+
+class Platform:
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        flush_interval: float = 0.1,
+        checkpoint_interval: float = 30.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.new_id = new_id_factory()
+        self.control = ControlStore(self.data_dir / "control.sqlite")
+        self.flush_interval = flush_interval
+        self.checkpoint_interval = checkpoint_interval
+        self._pipelines: dict[str, WorkspacePipeline] = {}
+        self._opening: dict[str, asyncio.Task[WorkspacePipeline]] = {}
+        self._write_keys: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
+        self._lock_fd: int | None = None
+
+    # -- one owner per data directory ----------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the data directory: the engine owns person state, so one process only."""
+        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirLocked(
+                f"{self.data_dir} is in use by another tsunagu process (a running `tsunagu serve`?); "
+                "stop it first, or talk to it over HTTP"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- workspaces --------------------------------------------------------------------
+
+    def workspace_dir(self, name: str) -> Path:
+        return self.data_dir / "workspaces" / name
+
+    async def pipeline(self, name: str) -> WorkspacePipeline:
+        pipe = self._pipelines.get(name)
+        if pipe is not None:
+            return pipe
+        task = self._opening.get(name)
+        if task is None:
+            task = self._opening[name] = asyncio.ensure_future(self._open(name))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._opening.pop(name, None)
+
+    async def _open(self, name: str) -> WorkspacePipeline:
+        info = self.control.workspace(name)
+        if info is None:
+            raise NotFound.for_field("workspace", f"no workspace {name!r}")
+        pipe = WorkspacePipeline(
+            name,
+            self.workspace_dir(name),
+            info.config,
+            flush_interval=self.flush_interval,
+            checkpoint_interval=self.checkpoint_interval,
+        )
+        await pipe.open(self.clock())
+        self._pipelines[name] = pipe
+        return pipe
+
+    async def open_all(self) -> None:
+        for info in self.control.workspaces():
+            await self.pipeline(info.name)
+
+    async def close(self) -> None:
+        for pipe in list(self._pipelines.values()):
+            await pipe.close()
+        self._pipelines.clear()
+
+    # -- credentials (cached: ingest checks a key on every request) ----------------------
+
+    def workspace_for_write_key(self, key: str) -> str | None:
+        ws = self._write_keys.get(key)
+        if ws is None:
+            ws = self.control.authenticate(key, "write")
+            if ws is not None:
+                self._write_keys[key] = ws
+        return ws
+
+    def workspace_for_token(self, token: str) -> str | None:
+        ws = self._tokens.get(token)
+        if ws is None:
+            ws = self.control.authenticate(token, "admin")
+            if ws is not None:
+                self._tokens[token] = ws
+        return ws
+
+    # -- the ASGI application ------------------------------------------------------------
+
+    def asgi(self) -> Any:
+        from .api.admin import build_admin_app
+        from .api.ingest import INGEST_PATHS, handle_ingest
+
+        admin = build_admin_app(self)
+        platform = self
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] in INGEST_PATHS:
+                await handle_ingest(platform, scope, receive, send)
+            elif scope["type"] == "lifespan":
+                await _lifespan(platform, receive, send)
+            else:
+                await admin(scope, receive, send)
+
+        return app
+
+
+async def _lifespan(platform: Platform, receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await platform.open_all()
+            except Exception as exc:
+                log.exception("startup failed")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await platform.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

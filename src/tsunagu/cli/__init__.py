@@ -1,0 +1,1 @@
+"""The `tsunagu` command line: thin over `tsunagu.app` and the admin API."""

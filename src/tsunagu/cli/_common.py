@@ -1,0 +1,99 @@
+"""What every command shares: the data directory, the console, errors, the API client."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from ..core.errors import TsunaguError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_DATA_DIR = Path("tsunagu-data")
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", "-d", envvar="TSUNAGU_DATA_DIR", help="the data directory", show_default=True),
+]
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / "credentials.json"
+
+
+def save_credentials(data_dir: Path, creds: dict[str, str]) -> None:
+    """Keep a local copy of a workspace's keys for the CLI (owner-readable only)."""
+    path = credentials_path(data_dir)
+    known: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    known[creds["workspace"]] = creds
+    path.write_text(json.dumps(known, indent=2))
+    path.chmod(0o600)
+
+
+def load_credentials(data_dir: Path, workspace: str) -> dict[str, str] | None:
+    path = credentials_path(data_dir)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get(workspace)
+
+
+class Api:
+    """The admin API, found from flags, the environment or the data directory."""
+
+    def __init__(self, url: str | None, token: str | None, data_dir: Path, workspace: str) -> None:
+        if url is None:
+            server = data_dir / "server.json"
+            url = json.loads(server.read_text())["url"] if server.exists() else "http://127.0.0.1:8080"
+        if token is None:
+            creds = load_credentials(data_dir, workspace)
+            if creds is None:
+                fail(
+                    f"no API token: pass --token or set TSUNAGU_TOKEN (or run `tsunagu quickstart`, "
+                    f"which keeps the demo workspace's keys in {credentials_path(data_dir)})"
+                )
+                raise AssertionError
+            token = creds["api_token"]
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._client.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            fail(f"cannot reach tsunagu at {self.url}: is `tsunagu serve` running? (--url to point elsewhere)")
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"error": {"message": resp.text}}
+        if resp.status_code >= 400:
+            fail(body.get("error", {}).get("message", resp.text))
+        return body
+
+
+def api_options() -> Any:
+    return None
+
+
+Url = Annotated[str | None, typer.Option("--url", envvar="TSUNAGU_URL", help="the server's URL")]
+Token = Annotated[str | None, typer.Option("--token", envvar="TSUNAGU_TOKEN", help="the workspace's API token")]
+Workspace = Annotated[str, typer.Option("--workspace", "-w", envvar="TSUNAGU_WORKSPACE", help="workspace name")]
+
+
+def handle(exc: TsunaguError) -> None:
+    fail(exc.message)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,0 +1,304 @@
+"""The engine: identity resolution and person state, applied one event at a time.
+
+`Engine.apply` is the pure core of the ingest loop: `(events, state, config) -> (new
+state, effects)`. It never reads the clock or touches storage; adapters hand it events
+in log order and take away the rows and changed persons it returns.
+
+Identity: every identifier key (`user_id:M1`, `anonymous_id:a-9`) points at one person.
+An event's keys are looked up; unknown keys join the event's person; two persons that
+share a key are merged (the one seen first survives, the other's id becomes an alias).
+Types in `config.unique_identifiers` (user_id) are never doubled on a person: a link
+that would give one person two user_ids is refused and recorded as a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import WorkspaceConfig
+from .events import Event
+from .identity import identifiers_of, split_key
+from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
+
+__all__ = ["Applied", "Engine", "Forgotten", "Marker"]
+
+
+@dataclass(slots=True)
+class Marker:
+    """A system entry on a person's timeline (a merge, a conflict)."""
+
+    person_id: str
+    type: str  # "merge" | "identity_conflict"
+    timestamp: int
+    message_id: str
+    properties: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Applied:
+    """What applying a run of events produced."""
+
+    person_ids: list[str] = field(default_factory=list)  # one per event, in order
+    markers: list[Marker] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor)
+
+
+@dataclass(slots=True)
+class Forgotten:
+    person_ids: list[str]
+    identifiers: list[str]
+
+
+def _new_person_id(message_id: str, key: str) -> str:
+    # Derived from the log, not random: replaying the log rebuilds the same ids.
+    digest = hashlib.blake2b(f"{message_id}\x00{key}".encode(), digest_size=10).hexdigest()
+    return "p_" + digest
+
+
+class Engine:
+    def __init__(self, config: WorkspaceConfig | None = None) -> None:
+        self.config = config or WorkspaceConfig()
+        self.persons: dict[str, Person] = {}
+        self.index: dict[str, str] = {}  # identifier key -> person id
+        self.aliases: dict[str, str] = {}  # merged person id -> surviving person id
+        self.dirty: set[str] = set()  # changed since the analytics writer last took them
+        self.dirty_state: set[str] = set()  # changed since the last checkpoint
+        self.removed: set[str] = set()  # merged away or forgotten since the last checkpoint
+        self._unique = frozenset(self.config.unique_identifiers)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def canonical(self, person_id: str) -> str | None:
+        if person_id in self.persons:
+            return person_id
+        return self.aliases.get(person_id)
+
+    def get(self, person_id: str) -> Person | None:
+        pid = self.canonical(person_id)
+        return self.persons.get(pid) if pid else None
+
+    def lookup(self, typ: str, value: str) -> Person | None:
+        pid = self.index.get(f"{typ}:{value}")
+        return self.persons.get(pid) if pid else None
+
+    def resolve(self, event: Event) -> str | None:
+        """The person an already-applied event belongs to now (no state change)."""
+        for key in identifiers_of(event, self.config):
+            if (pid := self.index.get(key)) is not None:
+                return pid
+        return None
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def apply(self, events: Iterable[Event]) -> Applied:
+        out = Applied()
+        persons = self.persons
+        index = self.index
+        dirty = self.dirty
+        dirty_state = self.dirty_state
+        for ev in events:
+            # Fast path: one known identifier, nothing to link (most track/page events).
+            if (
+                ev.type != "identify"
+                and ev.type != "alias"
+                and (ev.user_id is None) != (ev.anonymous_id is None)
+                and ("traits" not in ev.context)
+                and ("externalIds" not in ev.context)
+                and ("device" not in ev.context)
+            ):
+                key = "user_id:" + ev.user_id if ev.user_id is not None else "anonymous_id:" + ev.anonymous_id  # type: ignore[operator]
+                pid = index.get(key)
+                if pid is None:
+                    pid = self._link(ev, [key], out)
+            else:
+                keys = identifiers_of(ev, self.config)
+                if ev.type == "alias" and ev.previous_id is not None:
+                    keys.append(self._previous_key(ev.previous_id))
+                pid = self._link(ev, keys, out)
+            p = persons[pid]
+            ts = ev.timestamp
+            if p.event_count == 0:
+                p.first_seen = p.last_seen = ts
+            elif ts < p.first_seen:
+                p.first_seen = ts
+            elif ts > p.last_seen:
+                p.last_seen = ts
+            p.event_count += 1
+            ch = p.channels
+            ch[ev.channel] = ch.get(ev.channel, 0) + 1
+            if ev.store_id is not None:
+                p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
+            if ev.type == "identify" and ev.traits:
+                apply_traits(p, ev.traits, ts, ev.message_id)
+            dirty.add(pid)
+            dirty_state.add(pid)
+            out.person_ids.append(pid)
+        return out
+
+    def _previous_key(self, previous_id: str) -> str:
+        # Segment's alias does not say what previousId is; use whatever we know it as.
+        for typ in ("user_id", "anonymous_id"):
+            if f"{typ}:{previous_id}" in self.index:
+                return f"{typ}:{previous_id}"
+        return f"anonymous_id:{previous_id}"
+
+    def _link(self, ev: Event, keys: list[str], out: Applied) -> str:
+        """Find or create the event's person, linking and merging by its keys."""
+        index = self.index
+        found: list[str] = []
+        missing: list[str] = []
+        for key in keys:
+            pid = index.get(key)
+            if pid is None:
+                if key not in missing:
+                    missing.append(key)
+            elif pid not in found:
+                found.append(pid)
+        if not keys:  # cannot happen for validated events; keep the engine total anyway
+            missing.append("anonymous_id:" + ev.message_id)
+
+        target: Person | None = self.persons[found[0]] if found else None
+        # The event belongs to its unique identifiers (its user_id): if the person found
+        # through weaker keys already holds a different user_id, this is someone else.
+        if target is not None and any(not self._fits(target, k) for k in missing if split_key(k)[0] in self._unique):
+            target = None
+        if target is None:
+            seed = next((k for k in missing if split_key(k)[0] in self._unique), missing[0] if missing else keys[0])
+            target = Person(person_id=_new_person_id(ev.message_id, seed))
+            self.persons[target.person_id] = target
+            self._attach(target, seed)
+            if seed in missing:
+                missing.remove(seed)
+        for pid in found:
+            other = self.persons.get(self.canonical(pid) or "")
+            if other is None or other is target:
+                continue
+            clash = self._clash(target, other)
+            if clash:
+                self._conflict(target, other, clash, ev, out)
+                continue
+            target = self._merge(target, other, ev, out)
+        for key in missing:
+            if self._fits(target, key):
+                self._attach(target, key)
+            else:
+                self._conflict_key(target, key, ev, out)
+        return target.person_id
+
+    def _fits(self, person: Person, key: str) -> bool:
+        typ, value = split_key(key)
+        values = person.identifiers.get(typ)
+        if not values:
+            return True
+        if typ in self._unique:
+            return values == [value]
+        return True
+
+    def _clash(self, a: Person, b: Person) -> str | None:
+        for typ in self._unique:
+            va, vb = a.identifiers.get(typ), b.identifiers.get(typ)
+            if va and vb and va != vb:
+                return typ
+        return None
+
+    def _attach(self, person: Person, key: str) -> None:
+        typ, value = split_key(key)
+        values = person.identifiers.setdefault(typ, [])
+        if value not in values:
+            if len(values) >= MAX_IDENTIFIERS_PER_TYPE:
+                return
+            values.append(value)
+        self.index[key] = person.person_id
+
+    def _merge(self, a: Person, b: Person, ev: Event, out: Applied) -> Person:
+        # The person seen first survives, so the outcome does not depend on arrival order
+        # when the histories are complete (ties fall to the smaller id).
+        def rank(p: Person) -> tuple[int, str]:
+            return (p.first_seen if p.event_count else ev.timestamp, p.person_id)
+
+        survivor, loser = (a, b) if rank(a) <= rank(b) else (b, a)
+        merge_into(survivor, loser)
+        for typ, values in loser.identifiers.items():
+            for v in values:
+                self.index[f"{typ}:{v}"] = survivor.person_id
+        for pid in (loser.person_id, *loser.merged_ids):
+            self.aliases[pid] = survivor.person_id
+        del self.persons[loser.person_id]
+        self.dirty.discard(loser.person_id)
+        self.dirty_state.discard(loser.person_id)
+        self.removed.add(loser.person_id)
+        out.merged.append((loser.person_id, survivor.person_id))
+        out.markers.append(
+            Marker(
+                survivor.person_id,
+                "merge",
+                ev.timestamp,
+                ev.message_id,
+                {
+                    "merged_person_id": loser.person_id,
+                    "identifiers": loser.identifiers,
+                    "first_seen": loser.first_seen,
+                    "events": loser.event_count,
+                },
+            )
+        )
+        return survivor
+
+    def _conflict(self, target: Person, other: Person, typ: str, ev: Event, out: Applied) -> None:
+        record = {
+            "type": typ,
+            "values": sorted({*target.identifiers.get(typ, []), *other.identifiers.get(typ, [])}),
+            "person_id": other.person_id,
+            "message_id": ev.message_id,
+            "timestamp": ev.timestamp,
+        }
+        self._record_conflict(target, record, ev, out)
+
+    def _conflict_key(self, target: Person, key: str, ev: Event, out: Applied) -> None:
+        typ, value = split_key(key)
+        record = {
+            "type": typ,
+            "values": sorted({*target.identifiers.get(typ, []), value}),
+            "refused": key,
+            "message_id": ev.message_id,
+            "timestamp": ev.timestamp,
+        }
+        self._record_conflict(target, record, ev, out)
+
+    def _record_conflict(self, target: Person, record: dict[str, Any], ev: Event, out: Applied) -> None:
+        if record not in target.conflicts:
+            target.conflicts = [*target.conflicts, record][-MAX_CONFLICTS:]
+        out.markers.append(Marker(target.person_id, "identity_conflict", ev.timestamp, ev.message_id, record))
+
+    # -- right to be forgotten ---------------------------------------------------------
+
+    def forget(self, person_id: str) -> Forgotten | None:
+        person = self.get(person_id)
+        if person is None:
+            return None
+        keys = [f"{t}:{v}" for t, vs in person.identifiers.items() for v in vs]
+        for key in keys:
+            if self.index.get(key) == person.person_id:
+                del self.index[key]
+        ids = person.all_ids()
+        for pid in ids:
+            self.aliases.pop(pid, None)
+            self.dirty.discard(pid)
+            self.dirty_state.discard(pid)
+            self.removed.add(pid)
+        del self.persons[person.person_id]
+        return Forgotten(ids, keys)
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def load(self, persons: Iterable[Person]) -> None:
+        for p in persons:
+            self.persons[p.person_id] = p
+            for typ, values in p.identifiers.items():
+                for v in values:
+                    self.index[f"{typ}:{v}"] = p.person_id
+            for old in p.merged_ids:
+                self.aliases[old] = p.person_id

@@ -1,0 +1,92 @@
+"""Errors. One base class; every error names the field and the reason.
+
+TsunaguError
+├── InvalidInput        400  a field is missing or has the wrong type/value
+│   └── PayloadTooLarge 413  an event over 32 KB or a batch over 500 KB
+├── Unauthorized        401  missing or wrong write key / token
+├── Forbidden           403  credentials valid, but not for this
+├── NotFound            404
+└── Unavailable         503  storage could not make the event durable
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "PayloadTooLarge",
+    "TsunaguError",
+    "Unauthorized",
+    "Unavailable",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field: `field` is a dotted path (`batch[3].userId`)."""
+
+    field: str
+    reason: str
+    index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"field": self.field, "reason": self.reason}
+        if self.index is not None:
+            d["index"] = self.index
+        return d
+
+
+@dataclass
+class TsunaguError(Exception):
+    message: str
+    errors: list[FieldError] = field(default_factory=list)
+    status = 500
+    code = "internal_error"
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
+        if self.errors:
+            body["errors"] = [e.to_dict() for e in self.errors]
+        return {"error": body}
+
+    @classmethod
+    def for_field(cls, field_name: str, reason: str) -> TsunaguError:
+        return cls(f"{field_name}: {reason}" if field_name else reason, [FieldError(field_name, reason)])
+
+
+class InvalidInput(TsunaguError):
+    status = 400
+    code = "invalid_input"
+
+
+class PayloadTooLarge(InvalidInput):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(TsunaguError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(TsunaguError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(TsunaguError):
+    status = 404
+    code = "not_found"
+
+
+class Unavailable(TsunaguError):
+    status = 503
+    code = "unavailable"

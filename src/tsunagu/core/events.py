@@ -1,0 +1,296 @@
+"""Events: the Segment-spec wire message, and the normalized `Event` the engine sees.
+
+Normalization is pure: it takes the receive time and an id factory from the caller.
+The rules follow the Segment HTTP tracking API spec
+(https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/):
+batch-level `context` is merged under each item's, `userId` or `anonymousId` is
+required, and client clock skew is corrected with
+`timestamp = receivedAt - (sentAt - originalTimestamp)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from .errors import FieldError, InvalidInput, PayloadTooLarge
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_BATCH_BYTES",
+    "MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_NESTING",
+    "Batch",
+    "Event",
+    "Message",
+    "decode_batch",
+    "decode_message",
+    "normalize",
+    "to_ms",
+]
+
+# The Segment HTTP API limits; clients already split their batches to fit them.
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_ID_LENGTH = 256
+# Real payloads nest a few levels (properties.items[].variant); anything deeper than this
+# is a bug or an attack on recursive consumers downstream.
+MAX_NESTING = 32
+
+EVENT_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+
+# Segment's own `context.channel` values, mapped to ours.
+_CHANNEL_ALIASES = {"browser": "web", "client": "web", "mobile": "app"}
+_CHANNEL_RE = re.compile(r"^[a-z0-9_\-]{1,32}$")
+
+Id = str | int | float | None
+
+
+class Message(msgspec.Struct, gc=False):
+    """One Segment-spec message as a client sends it. Unknown keys are ignored."""
+
+    type: str | None = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    userId: Id = None
+    anonymousId: Id = None
+    previousId: Id = None
+    groupId: Id = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    messageId: str | int | None = None
+    writeKey: str | None = None
+
+
+class Batch(msgspec.Struct, gc=False):
+    """The `/v1/batch` envelope: items stay raw so each is judged on its own."""
+
+    batch: list[msgspec.Raw]
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    sentAt: datetime | None = None
+    writeKey: str | None = None
+
+
+class Event(msgspec.Struct, array_like=True, gc=False):
+    """A normalized event: what the log stores and the engine applies.
+
+    Times are integer milliseconds since the Unix epoch (UTC).
+    """
+
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: int
+    received_at: int
+    channel: str
+    store_id: str | None
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]
+    previous_id: str | None = None
+    group_id: str | None = None
+
+
+_message_decoder = msgspec.json.Decoder(Message)
+_batch_decoder = msgspec.json.Decoder(Batch)
+
+
+def _decode_error(exc: Exception, prefix: str) -> FieldError:
+    """Turn a msgspec error (`Expected str, got int - at $.userId`) into a FieldError."""
+    text = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return FieldError(prefix, f"body is not valid UTF-8 (byte {exc.start})")
+    if isinstance(exc, RecursionError):
+        return FieldError(prefix, f"nested deeper than {MAX_NESTING} levels")
+    field = prefix
+    reason = text
+    if " - at `$" in text:
+        reason, _, path = text.rpartition(" - at `$")
+        path = path.rstrip("`").lstrip(".")
+        field = f"{prefix}.{path}" if prefix and path else (prefix or path)
+    reason = reason.replace("Expected", "must be").replace("`", "")
+    if reason.startswith("JSON is malformed"):
+        reason = "malformed JSON: " + reason.removeprefix("JSON is malformed: ")
+    return FieldError(field, reason)
+
+
+def decode_message(raw: bytes | msgspec.Raw, prefix: str = "") -> Message:
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)
+    if len(raw) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge.for_field(
+            prefix, f"event is {len(raw):,} bytes; the limit is {MAX_EVENT_BYTES // 1024} KB"
+        )
+    try:
+        msg = _message_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        err = _decode_error(exc, prefix)
+        raise InvalidInput(f"{err.field}: {err.reason}" if err.field else err.reason, [err]) from None
+    if raw.count(b"{") + raw.count(b"[") > MAX_NESTING:
+        _check_depth(msg, prefix)
+    return msg
+
+
+def decode_batch(body: bytes) -> Batch:
+    if len(body) > MAX_BATCH_BYTES:
+        raise PayloadTooLarge.for_field("", f"batch is {len(body):,} bytes; the limit is {MAX_BATCH_BYTES // 1024} KB")
+    try:
+        return _batch_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        err = _decode_error(exc, "")
+        if err.field == "" and "batch" in err.reason and "missing" in err.reason.lower():
+            err = FieldError("batch", "required: a list of messages")
+        raise InvalidInput(f"{err.field}: {err.reason}" if err.field else err.reason, [err]) from None
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True if `value` nests no deeper than `limit` levels."""
+    if limit < 0:
+        return False
+    if isinstance(value, dict):
+        return all(_depth(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_depth(v, limit - 1) for v in value)
+    return True
+
+
+def _check_depth(msg: Message, prefix: str) -> None:
+    for name in ("properties", "traits", "context"):
+        value = getattr(msg, name)
+        if value is not None and not _depth(value, MAX_NESTING):
+            field = f"{prefix}.{name}" if prefix else name
+            raise InvalidInput.for_field(field, f"nested deeper than {MAX_NESTING} levels")
+
+
+def to_ms(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _id(value: Id, field: str, errors: list[FieldError]) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_ID_LENGTH:
+        errors.append(FieldError(field, f"longer than {MAX_ID_LENGTH} characters"))
+        return None
+    return text
+
+
+def _field(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def normalize(
+    msg: Message,
+    *,
+    received_at: int,
+    new_id: Callable[[], str],
+    type_: str | None = None,
+    batch_context: dict[str, Any] | None = None,
+    batch_sent_at: datetime | None = None,
+    prefix: str = "",
+) -> Event:
+    """Validate one message and return the Event the engine applies.
+
+    `type_` is the endpoint's type (`/v1/track` is always a track); batch items carry
+    their own. Raises InvalidInput listing every bad field at once.
+    """
+    errors: list[FieldError] = []
+    kind = type_ or msg.type
+    if kind is None:
+        errors.append(FieldError(_field(prefix, "type"), "required: one of " + ", ".join(sorted(EVENT_TYPES))))
+    elif kind not in EVENT_TYPES:
+        errors.append(FieldError(_field(prefix, "type"), f"{kind!r} is not one of " + ", ".join(sorted(EVENT_TYPES))))
+    user_id = _id(msg.userId, _field(prefix, "userId"), errors)
+    anonymous_id = _id(msg.anonymousId, _field(prefix, "anonymousId"), errors)
+    previous_id = _id(msg.previousId, _field(prefix, "previousId"), errors)
+    group_id = _id(msg.groupId, _field(prefix, "groupId"), errors)
+    name: str | None = None
+    if kind == "track":
+        if not msg.event:
+            errors.append(FieldError(_field(prefix, "event"), "required for track: the event name"))
+        elif len(msg.event) > 200:
+            errors.append(FieldError(_field(prefix, "event"), "longer than 200 characters"))
+        name = msg.event
+    elif kind in ("page", "screen"):
+        name = msg.name
+    elif kind == "alias":
+        if previous_id is None:
+            errors.append(FieldError(_field(prefix, "previousId"), "required for alias"))
+        if user_id is None:
+            errors.append(FieldError(_field(prefix, "userId"), "required for alias"))
+    elif kind == "group" and group_id is None:
+        errors.append(FieldError(_field(prefix, "groupId"), "required for group"))
+    if user_id is None and anonymous_id is None and kind != "alias":
+        errors.append(FieldError(_field(prefix, "userId"), "userId or anonymousId is required"))
+
+    context = msg.context or {}
+    if batch_context:
+        context = {**batch_context, **context}
+    channel = context.get("channel")
+    if channel is None:
+        channel = "web" if kind == "page" else "app" if kind == "screen" else "server"
+    elif not isinstance(channel, str) or not _CHANNEL_RE.match(
+        channel := _CHANNEL_ALIASES.get(channel, channel.lower())
+    ):
+        errors.append(
+            FieldError(_field(prefix, "context.channel"), "must be a short lowercase name such as web, app or store")
+        )
+        channel = "server"
+    store = context.get("store_id") or context.get("storeId")
+    if store is None and isinstance(context.get("store"), dict):
+        store = context["store"].get("id")
+    store_id = _id(store, _field(prefix, "context.store_id"), errors)
+    if errors:
+        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+
+    # Clock skew: the client's own clock stamped both the event and the send, so their
+    # difference is trustworthy even when the clock itself is not.
+    base = msg.originalTimestamp or msg.timestamp
+    sent_at = msg.sentAt or batch_sent_at
+    if base is None:
+        timestamp = received_at
+    elif sent_at is not None:
+        timestamp = min(received_at, received_at - (to_ms(sent_at) - to_ms(base)))
+    else:
+        timestamp = to_ms(base)
+
+    message_id = msg.messageId
+    if message_id is None or message_id == "":
+        message_id = new_id()
+    elif not isinstance(message_id, str):
+        message_id = str(message_id)
+    return Event(
+        message_id,
+        kind,  # type: ignore[arg-type]
+        name,
+        user_id,
+        anonymous_id,
+        timestamp,
+        received_at,
+        channel,
+        store_id,
+        msg.properties or {},
+        msg.traits or (context.get("traits") if kind == "identify" else None) or {},
+        context,
+        previous_id,
+        group_id,
+    )

@@ -1,0 +1,65 @@
+"""The seams between the engine and the outside world.
+
+The embedded adapters (SQLite log and state, DuckDB analytics) implement these; the
+PostgreSQL, Redis Streams and NATS adapters of the scale-out issue implement the same
+Protocols, so the engine and the pipeline never learn which one they talk to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+__all__ = ["AnalyticsStore", "EventLog", "LogRecord", "StateStore"]
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One entry of the event log: a request's accepted events, or a control record."""
+
+    seq: int
+    kind: str  # "events" | "forget"
+    received_at: int
+    body: bytes  # msgpack: list[Event] for "events", a dict for "forget"
+    ids: bytes = b""  # msgpack list of the message ids in body (for de-duplication)
+
+
+class EventLog(Protocol):
+    """Append-only, group-committed; `append` calls back only after the commit is durable."""
+
+    def append(
+        self, kind: str, received_at: int, body: bytes, ids: bytes, done: Callable[[LogRecord | BaseException], None]
+    ) -> None: ...
+
+    def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]: ...
+
+    def last_seq(self) -> int: ...
+
+    def recent_ids(self, since_ms: int) -> Iterator[tuple[int, bytes]]: ...
+
+    def rewrite(self, seq: int, body: bytes, ids: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StateStore(Protocol):
+    """Person state checkpoints: the engine's memory, made durable with the log's seq."""
+
+    def load(self) -> tuple[int, Iterator[bytes]]: ...
+
+    def save(self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AnalyticsStore(Protocol):
+    """Columnar copy of events and people for SQL: written in batches behind the log."""
+
+    def applied_seq(self) -> int: ...
+
+    def write(self, batch: Any) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
