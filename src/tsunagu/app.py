@@ -89,8 +89,12 @@ class Platform:
 
     async def pipeline(self, name: str) -> WorkspacePipeline:
         pipe = self._pipelines.get(name)
-        if pipe is not None:
+        if pipe is not None and not pipe.failed:
             return pipe
+        if pipe is not None:  # a storage error: start over from the checkpoint and the log
+            del self._pipelines[name]
+            log.warning("%s: reopening after a storage error", name)
+            await pipe.close()
         task = self._opening.get(name)
         if task is None:
             task = self._opening[name] = asyncio.ensure_future(self._open(name))

@@ -1,20 +1,21 @@
-"""One workspace's ingest pipeline: de-duplicate, log, apply, hand over to analytics.
+"""One workspace's ingest pipeline: de-duplicate, apply, log, and let analytics tail it.
 
-    API ──events──▶ dedupe ──▶ log (group commit, fsync) ──commit──▶ engine.apply
-                                                                   │
-                          analytics (DuckDB, batches) ◀──rows──────┘
-                          state checkpoints (SQLite)  ◀──dirty persons (every 30 s)
+    API ──events──▶ dedupe ──▶ engine.apply ──▶ log (group commit, fsync) ──▶ answer 200
+                                 (in memory)        │
+                                                    ├──▶ analytics thread tails the log into DuckDB
+                                                    └──▶ checkpoints of changed persons (every 30 s)
 
-The engine runs on the event loop, in log order, right after each commit and before the
-request is answered: an acknowledged event is durable *and* already on its person.
-Analytics and checkpoints trail behind; both record the log seq they cover, so a restart
-replays exactly the tail each of them misses.
+The engine applies each request on the event loop, in the order the log will hold it,
+and the log record carries the persons the engine gave its events; the request is
+answered once the record is durable. So an acknowledged event is durable *and* on its
+person, and the analytics store can catch up from the log alone, however far behind.
+If a commit ever fails, in-memory state may hold events the log does not: the pipeline
+refuses further events and the platform reopens it from the checkpoint and the log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -36,15 +37,17 @@ from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_state import SqliteStateStore
 
-__all__ = ["Accepted", "WorkspacePipeline"]
+__all__ = ["Accepted", "WorkspacePipeline", "new_id_factory"]
 
 log = logging.getLogger("tsunagu.pipeline")
 
-_events_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.msgpack.Encoder()
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _ids_decoder = msgspec.msgpack.Decoder(list[str])
 _person_decoder = msgspec.msgpack.Decoder(Person)
 _forget_decoder = msgspec.msgpack.Decoder(dict[str, list[str]])
+# (person id per event, [(person id, type, timestamp, message id, properties), ...])
+_people_decoder = msgspec.msgpack.Decoder(tuple[list[str], list[tuple[str, str, int, str, dict[str, Any]]]])
 
 
 @dataclass(slots=True)
@@ -52,6 +55,45 @@ class Accepted:
     accepted: int
     duplicates: int
     seq: int
+
+
+def _people_blob(applied: Applied) -> bytes:
+    markers = [(m.person_id, m.type, m.timestamp, m.message_id, m.properties) for m in applied.markers]
+    return _encoder.encode((applied.person_ids, markers))
+
+
+def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
+    """Turn one log record into analytics rows (runs on the analytics thread)."""
+    if rec.kind == "forget":
+        batch.forget.extend(_forget_decoder.decode(rec.body)["person_ids"])
+        return
+    events = _events_decoder.decode(rec.body)
+    pids, markers = _people_decoder.decode(rec.people)
+    c = batch.events
+    c["seq"] += [rec.seq] * len(events)
+    c["message_id"] += [e.message_id for e in events]
+    c["person_id"] += pids
+    c["type"] += [e.type for e in events]
+    c["event"] += [e.event for e in events]
+    c["channel"] += [e.channel for e in events]
+    c["store_id"] += [e.store_id for e in events]
+    c["timestamp"] += [e.timestamp for e in events]
+    c["received_at"] += [e.received_at for e in events]
+    c["user_id"] += [e.user_id for e in events]
+    c["anonymous_id"] += [e.anonymous_id for e in events]
+    c["properties"] += [e.properties for e in events]
+    c["context"] += [e.context for e in events]
+    c["traits"] += [e.traits for e in events]
+    for pid, typ, ts, mid, props in markers:
+        other = props.get("merged_person_id") or props.get("refused") or props.get("person_id")
+        for name, value in (
+            ("seq", rec.seq), ("message_id", f"{mid}#{typ}:{other}"), ("person_id", pid), ("type", typ),
+            ("event", None), ("channel", "system"), ("store_id", None), ("timestamp", ts), ("received_at", ts),
+            ("user_id", None), ("anonymous_id", None), ("properties", props), ("context", {}), ("traits", {}),
+        ):  # fmt: skip
+            c[name].append(value)
+        if typ == "merge":
+            batch.merges.append((props["merged_person_id"], pid))
 
 
 class WorkspacePipeline:
@@ -73,16 +115,15 @@ class WorkspacePipeline:
         self.checkpoint_interval = checkpoint_interval
         self.engine = Engine(config)
         self.deduper = Deduper(config.dedupe_days)
-        self.applied_seq = 0
-        self._pending_rows: list[tuple[Any, ...]] = []
-        self._pending_merges: list[tuple[str, str]] = []
-        self._pending_forget: list[str] = []
+        self.applied_seq = 0  # the last log seq the engine applied (maybe not yet durable)
+        self.committed_seq = 0  # the last log seq known durable
+        self.failed = False
         self._log: SqliteLog | None = None
         self._state: SqliteStateStore | None = None
         self._analytics: DuckDBAnalytics | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._flush_lock = asyncio.Lock()
+        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_seq = 0
         self.stats = {"accepted": 0, "duplicates": 0, "replayed": 0}
@@ -107,23 +148,26 @@ class WorkspacePipeline:
         self._state = SqliteStateStore(self.directory / "state.sqlite")
         self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
         await asyncio.to_thread(self._recover, now)
+        self._analytics.start(self._log.tail, read_record, self.flush_interval)
         if background:
             self._tasks = [
-                asyncio.create_task(self._every(self.flush_interval, self.flush), name="flush"),
-                asyncio.create_task(self._every(self.checkpoint_interval, self.checkpoint), name="checkpoint"),
+                asyncio.create_task(self._every(self.checkpoint_interval, self.checkpoint), name="checkpoint")
             ]
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
         self._tasks = []
         if self._log is None:
             return
-        await self.flush()
-        await self.checkpoint()
+        if not self.failed:
+            await self.flush()
+            await self.checkpoint()
         await asyncio.to_thread(self._close_stores)
 
     def _close_stores(self) -> None:
@@ -137,7 +181,7 @@ class WorkspacePipeline:
             await asyncio.sleep(seconds)
             try:
                 await fn()
-            except Exception:  # a failing flush must not stop ingest; the log has it all
+            except Exception:  # a failing checkpoint must not stop ingest; the log has it all
                 log.exception("%s: background %s failed", self.workspace, fn.__name__)
 
     def _recover(self, now: int) -> None:
@@ -146,47 +190,26 @@ class WorkspacePipeline:
         ckpt_seq, bodies = self._state.load()
         self.engine.load(_person_decoder.decode(b) for b in bodies)
         self.engine.dirty.clear()
-        self.engine.dirty_state.clear()
-        self.applied_seq = self._last_checkpoint_seq = ckpt_seq
+        self.engine.removed.clear()
+        self._last_checkpoint_seq = seq = ckpt_seq
         analytics_seq = self._analytics.applied_seq()
-        batch = AnalyticsBatch(seq=analytics_seq)
-        if analytics_seq < ckpt_seq:
-            # Analytics missed merges the checkpoint already holds: restate every alias.
-            batch.merges = list(self.engine.aliases.items())
-        seq = min(analytics_seq, ckpt_seq)
         replayed = 0
+        # Persons the analytics store has not seen since its seq get handed over again.
+        for rec in self._log.read_range(min(analytics_seq, ckpt_seq), ckpt_seq):
+            if rec.kind == "events":
+                pids, _ = _people_decoder.decode(rec.people)
+                self.engine.dirty.update(p for pid in pids if (p := self.engine.canonical(pid)))
         while records := self._log.read(seq, 2000):
             for rec in records:
                 seq = rec.seq
                 if rec.kind == "forget":
-                    ids = _forget_decoder.decode(rec.body)["person_ids"]
-                    if rec.seq > ckpt_seq:
-                        for pid in ids:
-                            self.engine.forget(pid)
-                    if rec.seq > analytics_seq:
-                        batch.forget.extend(ids)
-                    continue
-                events = _events_decoder.decode(rec.body)
-                if rec.seq > ckpt_seq:
-                    applied = self.engine.apply(events)
+                    for pid in _forget_decoder.decode(rec.body)["person_ids"]:
+                        self.engine.forget(pid)
+                else:
+                    events = _events_decoder.decode(rec.body)
+                    self.engine.apply(events)
                     replayed += len(events)
-                    if rec.seq > analytics_seq:
-                        self._rows_for(rec.seq, events, applied, batch.events)
-                        batch.merges.extend(applied.merged)
-                elif rec.seq > analytics_seq:
-                    pids = [self.engine.resolve(ev) for ev in events]
-                    kept = [(ev, pid) for ev, pid in zip(events, pids, strict=True) if pid is not None]
-                    self._rows_for(rec.seq, [e for e, _ in kept], Applied([p for _, p in kept]), batch.events)
-                    self.engine.dirty.update(p for _, p in kept)
-                if len(batch.events) >= 200_000:
-                    batch.seq = seq
-                    self._add_people(batch)
-                    self._analytics.write(batch)
-                    batch = AnalyticsBatch(seq=seq)
-        self.applied_seq = max(self.applied_seq, seq)
-        batch.seq = max(batch.seq, seq)
-        self._add_people(batch)
-        self._analytics.write(batch)
+        self.applied_seq = self.committed_seq = seq
         since = now - self.config.dedupe_days * DAY_MS
         for received_at, ids in self._log.recent_ids(since):
             self.deduper.add(_ids_decoder.decode(ids), received_at)
@@ -202,9 +225,11 @@ class WorkspacePipeline:
     # -- the hot path ------------------------------------------------------------------
 
     def submit(self, events: list[Event], received_at: int) -> asyncio.Future[Accepted]:
-        """Queue events for the log; the future resolves once they are durable and applied."""
+        """Apply events and queue them for the log; the future resolves once they are durable."""
         loop = self._loop
         assert loop is not None, "pipeline is not open"
+        if self.failed:
+            raise Unavailable("the workspace is recovering from a storage error; retry shortly")
         fut: asyncio.Future[Accepted] = loop.create_future()
         deduper = self.deduper
         fresh: list[Event] = []
@@ -221,106 +246,98 @@ class WorkspacePipeline:
             return fut
         ids = [ev.message_id for ev in fresh]
         deduper.add(ids, received_at)  # now, so a concurrent retry is caught before commit
+        try:
+            applied = self.engine.apply(fresh)
+        except Exception:  # a bug; state may be half-changed, so start over from disk
+            log.exception("%s: engine failed; the workspace will be reopened", self.workspace)
+            self.failed = True
+            raise Unavailable("the workspace hit an internal error and is recovering; retry shortly") from None
+        self.applied_seq += 1
+        seq = self.applied_seq
 
         def done(result: LogRecord | BaseException) -> None:
-            loop.call_soon_threadsafe(self._committed, result, fresh, ids, duplicates, fut)
+            loop.call_soon_threadsafe(self._committed, result, len(fresh), duplicates, fut)
 
-        self.log.append("events", received_at, _events_encoder.encode(fresh), _events_encoder.encode(ids), done)
+        self.log.append(
+            seq, "events", received_at, _encoder.encode(fresh), _encoder.encode(ids), _people_blob(applied), done
+        )
         return fut
 
     def _committed(
-        self,
-        result: LogRecord | BaseException,
-        events: list[Event],
-        ids: list[str],
-        duplicates: int,
-        fut: asyncio.Future[Accepted],
+        self, result: LogRecord | BaseException, accepted: int, duplicates: int, fut: asyncio.Future[Any]
     ) -> None:
         if isinstance(result, BaseException):
-            self.deduper.discard(ids)
-            log.error("%s: log append failed: %r", self.workspace, result)
+            if not self.failed:
+                log.error("%s: log append failed (%r); the workspace will be reopened", self.workspace, result)
+            self.failed = True
             if not fut.done():
                 fut.set_exception(Unavailable("the event log could not store the events; retry"))
             return
-        try:
-            applied = self.engine.apply(events)
-            self._rows_for(result.seq, events, applied, self._pending_rows)
-            self._pending_merges.extend(applied.merged)
-        except Exception:  # the events are durable; a restart replays them
-            log.exception("%s: engine failed on log record %d", self.workspace, result.seq)
-        self.applied_seq = result.seq
-        self.stats["accepted"] += len(events)
+        self.committed_seq = result.seq
+        self.stats["accepted"] += accepted
         self.stats["duplicates"] += duplicates
         if not fut.done():
-            fut.set_result(Accepted(len(events), duplicates, result.seq))
+            fut.set_result(Accepted(accepted, duplicates, result.seq))
+        if self._commit_waiters:
+            still = []
+            for seq, waiter in self._commit_waiters:
+                if seq <= result.seq:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                else:
+                    still.append((seq, waiter))
+            self._commit_waiters = still
 
-    @staticmethod
-    def _rows_for(seq: int, events: list[Event], applied: Applied, rows: list[tuple[Any, ...]]) -> None:
-        append = rows.append
-        for ev, pid in zip(events, applied.person_ids, strict=True):
-            append((
-                seq, ev.message_id, pid, ev.type, ev.event, ev.channel, ev.store_id,
-                ev.timestamp, ev.received_at, ev.user_id, ev.anonymous_id,
-                ev.properties, ev.context, ev.traits,
-            ))  # fmt: skip
-        for m in applied.markers:
-            append((
-                seq, f"{m.message_id}#{m.type}:{m.properties.get('merged_person_id') or m.properties.get('refused') or m.properties.get('person_id')}",
-                m.person_id, m.type, None, "system", None, m.timestamp, m.timestamp,
-                None, None, m.properties, {}, {},
-            ))  # fmt: skip
+    async def _until_committed(self, seq: int) -> None:
+        if self.committed_seq >= seq:
+            return
+        assert self._loop is not None
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._commit_waiters.append((seq, waiter))
+        await asyncio.wait_for(waiter, 60)
 
-    # -- analytics hand-over -------------------------------------------------------------
+    # -- analytics and checkpoints -------------------------------------------------------
 
-    def _add_people(self, batch: AnalyticsBatch) -> None:
+    def _hand_over_people(self) -> None:
         persons = self.engine.persons
+        rows = []
         for pid in self.engine.dirty:
             p = persons.get(pid)
-            if p is None:
-                continue
-            batch.people.append((
-                pid, p.identifiers, p.traits, p.first_seen, p.last_seen,
-                p.channels, p.stores, p.event_count, list(p.merged_ids),
-            ))  # fmt: skip
+            if p is not None:
+                rows.append(
+                    (pid, p.identifiers, p.traits, p.first_seen, p.last_seen, p.channels, p.stores, p.event_count,
+                     list(p.merged_ids))
+                )  # fmt: skip
+        self.engine.dirty_state |= self.engine.dirty
         self.engine.dirty.clear()
+        if rows:
+            self.analytics.hand_over(rows, [])
 
     async def flush(self) -> None:
-        """Hand everything applied so far to analytics and wait until it is written."""
-        async with self._flush_lock:
-            if not (self._pending_rows or self.engine.dirty or self._pending_merges or self._pending_forget):
-                return
-            batch = AnalyticsBatch(
-                seq=self.applied_seq,
-                events=self._pending_rows,
-                merges=self._pending_merges,
-                forget=self._pending_forget,
-            )
-            self._pending_rows, self._pending_merges, self._pending_forget = [], [], []
-            self._add_people(batch)
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[None] = loop.create_future()
-
-            def done(exc: BaseException | None) -> None:
-                loop.call_soon_threadsafe(
-                    lambda: fut.done() or (fut.set_exception(exc) if exc else fut.set_result(None))
-                )
-
-            self.analytics.submit(batch, done)
-            await fut
+        """Wait until analytics holds every acknowledged event and every person as of now."""
+        self._hand_over_people()
+        seq = self.committed_seq
+        if not await asyncio.to_thread(self.analytics.wait_for, seq):
+            raise Unavailable("the analytics store is behind; retry shortly")
+        if self.analytics.error is not None and self.analytics.applied_seq() < seq:
+            raise Unavailable(f"the analytics store could not be written: {self.analytics.error}")
 
     async def checkpoint(self) -> None:
         """Write persons changed since the last checkpoint, with the seq they cover."""
         async with self._checkpoint_lock:
             engine = self.engine
-            if not engine.dirty_state and not engine.removed and self.applied_seq == self._last_checkpoint_seq:
+            if self.failed:
+                return
+            dirty = engine.dirty_state | engine.dirty
+            if not dirty and not engine.removed and self.applied_seq == self._last_checkpoint_seq:
                 return
             seq = self.applied_seq
-            enc = _events_encoder.encode
             persons = engine.persons
-            blobs = [(pid, enc(persons[pid])) for pid in engine.dirty_state if pid in persons]
+            blobs = [(pid, _encoder.encode(persons[pid])) for pid in dirty if pid in persons]
             removed = list(engine.removed)
             engine.dirty_state.clear()
             engine.removed.clear()
+            await self._until_committed(seq)  # never checkpoint an event the log may not hold
             assert self._state is not None
             await asyncio.to_thread(self._state.save, seq, blobs, removed)
             self._last_checkpoint_seq = seq
@@ -373,42 +390,31 @@ class WorkspacePipeline:
 
     # -- right to be forgotten ---------------------------------------------------------
 
-    async def forget(self, person_id: str) -> dict[str, Any]:
+    async def forget(self, person_id: str, now: int) -> dict[str, Any]:
         """Delete a person and every event of theirs from the log, state and analytics."""
         person = self.person(person_id)
         await self.flush()
         ids = person.all_ids()
         rows = await asyncio.to_thread(
-            self.analytics.query,
-            "SELECT seq, message_id FROM events WHERE list_contains(?, person_id)",
-            [ids],
+            self.analytics.query, "SELECT seq, message_id FROM events WHERE list_contains(?, person_id)", [ids]
         )
-        # The forget record goes into the log first: a replay after a crash at any point
-        # below deletes the person again.
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[LogRecord] = loop.create_future()
-
-        def done(result: LogRecord | BaseException) -> None:
-            def resolve() -> None:
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
-
-            loop.call_soon_threadsafe(resolve)
-
-        body = _events_encoder.encode({"person_ids": ids})
-        self.log.append("forget", int(time.time() * 1000), body, b"", done)
-        rec = await fut
+        # The forget record goes into the log: a replay after a crash at any point below
+        # deletes the person again.
         forgotten = self.engine.forget(person.person_id)
         identifiers = forgotten.identifiers if forgotten else []
-        self.applied_seq = max(self.applied_seq, rec.seq)
-        self._pending_forget.extend(ids)
+        self.applied_seq += 1
+        seq = self.applied_seq
+        assert self._loop is not None
+        loop = self._loop
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: LogRecord | BaseException) -> None:
+            loop.call_soon_threadsafe(self._committed, result, 0, 0, fut)
+
+        self.log.append(seq, "forget", now, _encoder.encode({"person_ids": ids}), b"", b"", done)
+        await fut
         await self.flush()
-        by_seq: dict[int, set[str]] = {}
-        for seq, mid in rows:
-            by_seq.setdefault(seq, set()).add(mid)
-        rewritten = await asyncio.to_thread(self._rewrite_log, by_seq)
+        rewritten = await asyncio.to_thread(self._rewrite_log, {s for s, _ in rows}, set(ids))
         await self.checkpoint()
         return {
             "person_id": person.person_id,
@@ -419,21 +425,25 @@ class WorkspacePipeline:
             "log_records_rewritten": rewritten,
         }
 
-    def _rewrite_log(self, by_seq: dict[int, set[str]]) -> int:
+    def _rewrite_log(self, seqs: set[int], person_ids: set[str]) -> int:
         count = 0
-        for rec in self.log.read_seqs(sorted(by_seq)):
+        for rec in self.log.read_seqs(sorted(seqs)):
             if rec.kind != "events":
                 continue
-            drop = by_seq[rec.seq]
             events = _events_decoder.decode(rec.body)
-            kept = [ev for ev in events if ev.message_id not in drop]
-            if len(kept) != len(events):
-                self.log.rewrite(
-                    rec.seq,
-                    _events_encoder.encode(kept),
-                    _events_encoder.encode([ev.message_id for ev in kept]),
-                )
-                count += 1
+            pids, markers = _people_decoder.decode(rec.people)
+            keep = [i for i, pid in enumerate(pids) if pid not in person_ids]
+            kept_markers = [m for m in markers if m[0] not in person_ids]
+            if len(keep) == len(events) and len(kept_markers) == len(markers):
+                continue
+            kept = [events[i] for i in keep]
+            self.log.rewrite(
+                rec.seq,
+                _encoder.encode(kept),
+                _encoder.encode([ev.message_id for ev in kept]),
+                _encoder.encode(([pids[i] for i in keep], kept_markers)),
+            )
+            count += 1
         return count
 
 

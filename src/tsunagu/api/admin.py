@@ -180,7 +180,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "workspace": pipe.workspace,
             "people": len(pipe.engine.persons),
             "events_accepted_since_start": pipe.stats["accepted"],
-            "log_seq": pipe.applied_seq,
+            "log_seq": pipe.committed_seq,
             "config": msgspec.to_builtins(pipe.config),
         }
 
@@ -280,8 +280,8 @@ def build_admin_app(platform: Platform) -> FastAPI:
         }
 
     @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
-    async def delete_person(pipe: Pipe, person_id: str) -> dict[str, Any]:
-        result = await pipe.forget(person_id)
+    async def delete_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
+        result = await pipe.forget(person_id, request.app.state.platform.clock())
         return {"deleted": True, **result}
 
     return app

@@ -23,14 +23,24 @@ class LogRecord:
     received_at: int
     body: bytes  # msgpack: list[Event] for "events", a dict for "forget"
     ids: bytes = b""  # msgpack list of the message ids in body (for de-duplication)
+    people: bytes = b""  # msgpack (person ids, one per event; timeline markers) from the engine
 
 
 class EventLog(Protocol):
     """Append-only, group-committed; `append` calls back only after the commit is durable."""
 
     def append(
-        self, kind: str, received_at: int, body: bytes, ids: bytes, done: Callable[[LogRecord | BaseException], None]
+        self,
+        seq: int,
+        kind: str,
+        received_at: int,
+        body: bytes,
+        ids: bytes,
+        people: bytes,
+        done: Callable[[LogRecord | BaseException], None],
     ) -> None: ...
+
+    def tail(self, after_seq: int, limit: int = 200) -> list[LogRecord]: ...
 
     def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]: ...
 
@@ -38,7 +48,7 @@ class EventLog(Protocol):
 
     def recent_ids(self, since_ms: int) -> Iterator[tuple[int, bytes]]: ...
 
-    def rewrite(self, seq: int, body: bytes, ids: bytes) -> None: ...
+    def rewrite(self, seq: int, body: bytes, ids: bytes, people: bytes) -> None: ...
 
     def close(self) -> None: ...
 

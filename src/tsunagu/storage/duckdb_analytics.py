@@ -18,6 +18,8 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from ..core.ports import LogRecord
+
 __all__ = ["EVENT_COLUMNS", "AnalyticsBatch", "DuckDBAnalytics"]
 
 _SCHEMA = """
@@ -99,24 +101,32 @@ _json = msgspec.json.Encoder()
 
 @dataclass
 class AnalyticsBatch:
-    """One hand-over from the engine: everything up to log seq `seq`."""
+    """What one transaction writes: everything up to log seq `seq`."""
 
     seq: int
-    events: list[tuple[Any, ...]] = field(default_factory=list)  # EVENT_COLUMNS, dicts not yet JSON
+    events: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in EVENT_COLUMNS})
     people: list[tuple[Any, ...]] = field(default_factory=list)  # people columns, dicts not yet JSON
     removed: list[str] = field(default_factory=list)  # person ids gone from `people`
     merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor), in order
     forget: list[str] = field(default_factory=list)  # person ids whose events are deleted
 
+    def __len__(self) -> int:
+        return len(self.events["seq"])
 
-def _events_table(rows: list[tuple[Any, ...]]) -> pa.Table:
-    cols = list(zip(*rows, strict=True))
+
+#: turns one log record into rows: the pipeline knows the log's encoding, this module doesn't
+RecordReader = Callable[[LogRecord, AnalyticsBatch], None]
+
+
+def _events_table(columns: dict[str, list[Any]]) -> pa.Table:
     enc = _json.encode
-    for i in (11, 12, 13):
-        cols[i] = [enc(v).decode() for v in cols[i]]
-    return pa.Table.from_arrays(
-        [pa.array(c, type=t) for c, t in zip(cols, _EVENT_SCHEMA.types, strict=True)], schema=_EVENT_SCHEMA
-    )
+    arrays = []
+    for name, typ in zip(_EVENT_SCHEMA.names, _EVENT_SCHEMA.types, strict=True):
+        values = columns[name]
+        if name in ("properties", "context", "traits"):
+            values = [enc(v).decode() for v in values]
+        arrays.append(pa.array(values, type=typ))
+    return pa.Table.from_arrays(arrays, schema=_EVENT_SCHEMA)
 
 
 def _people_table(rows: list[tuple[Any, ...]]) -> pa.Table:
@@ -124,9 +134,8 @@ def _people_table(rows: list[tuple[Any, ...]]) -> pa.Table:
     enc = _json.encode
     for i in (1, 2, 5, 6):
         cols[i] = [enc(v).decode() for v in cols[i]]
-    return pa.Table.from_arrays(
-        [pa.array(c, type=t) for c, t in zip(cols, _PEOPLE_SCHEMA.types, strict=True)], schema=_PEOPLE_SCHEMA
-    )
+    arrays = [pa.array(c, type=t) for c, t in zip(cols, _PEOPLE_SCHEMA.types, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=_PEOPLE_SCHEMA)
 
 
 def _final_survivors(merges: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -145,15 +154,26 @@ def _final_survivors(merges: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 class DuckDBAnalytics:
+    """Tails the event log into DuckDB from a thread of its own.
+
+    The thread reads log records after the seq it has written, turns them into rows with
+    the pipeline's `RecordReader`, and writes them with any persons handed over since,
+    in one transaction that also records the new seq. Nothing waits for it on the ingest
+    path; a read that must see everything calls `wait_for(seq)`.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._con = duckdb.connect(str(path))
         self._con.execute(_SCHEMA)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._seq = self._read_seq()
-        self._thread = threading.Thread(target=self._run, name=f"analytics:{path.parent.name}", daemon=True)
-        self._thread.start()
+        self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._written = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.max_rows = 100_000  # per transaction: bounded memory however far behind
 
     def _read_seq(self) -> int:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone()
@@ -162,17 +182,74 @@ class DuckDBAnalytics:
     def applied_seq(self) -> int:
         return self._seq
 
-    # -- writing -----------------------------------------------------------------------
+    # -- the writer thread -------------------------------------------------------------
 
-    def submit(self, batch: AnalyticsBatch, done: Callable[[BaseException | None], None] | None = None) -> None:
-        self._queue.put((batch, done))
+    def start(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader, interval: float) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(tail, reader, interval), name=f"analytics:{self.path.parent.name}", daemon=True
+        )
+        self._thread.start()
+
+    def hand_over(self, people: list[tuple[Any, ...]], removed: list[str]) -> None:
+        """Person rows to upsert with the next write (the engine owns them; we copy)."""
+        self._people.put((people, removed))
+        self._wake.set()
+
+    def wait_for(self, seq: int, timeout: float = 30.0) -> bool:
+        """Block until everything up to `seq` (and every person handed over) is written."""
+        self._wake.set()
+        with self._written:
+            return self._written.wait_for(
+                lambda: (self._seq >= seq and self._people.empty()) or self.error is not None, timeout
+            )
+
+    def _run(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader, interval: float) -> None:
+        while not self._stop:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop:
+                break
+            try:
+                self.catch_up(tail, reader)
+            except BaseException as exc:  # keep going: the log still has it all
+                self.error = exc
+                import logging
+
+                logging.getLogger("tsunagu.analytics").exception("analytics write failed; will retry")
+                self._wake.wait(1.0)
+            else:
+                self.error = None
+            with self._written:
+                self._written.notify_all()
+
+    def catch_up(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader) -> None:
+        """Write every log record after our seq (and pending persons), in bounded batches."""
+        while True:
+            batch = AnalyticsBatch(seq=self._seq)
+            while not self._people.empty():
+                people, removed = self._people.get()
+                batch.people += people
+                batch.removed += removed
+            records = tail(self._seq, 200)
+            while records:
+                for rec in records:
+                    reader(rec, batch)
+                    batch.seq = rec.seq
+                if len(batch) >= self.max_rows:
+                    break
+                records = tail(batch.seq, 200)
+            if batch.seq == self._seq and not batch.people and not batch.removed:
+                return
+            self.write(batch)
+            if not records:
+                return
 
     def write(self, batch: AnalyticsBatch) -> None:
-        """Write one batch synchronously (the writer thread, recovery and tests)."""
+        """Write one batch in one transaction, with the seq it covers."""
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            if batch.events:
+            if len(batch):
                 tbl = _events_table(batch.events)  # noqa: F841  (read by name below)
                 con.execute("INSERT INTO events SELECT * FROM tbl")
             if batch.forget:
@@ -184,19 +261,22 @@ class DuckDBAnalytics:
                     [ids, ids],
                 )
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [ids])
-            if batch.merges:
-                pairs = _final_survivors(batch.merges)
-                losers = [p[0] for p in pairs]
-                merges = pa.table({"loser": losers, "survivor": [p[1] for p in pairs]})  # noqa: F841
+            pairs = _final_survivors(batch.merges)
+            if pairs:
+                merges = pa.table({"loser": [p[0] for p in pairs], "survivor": [p[1] for p in pairs]})  # noqa: F841
                 con.execute(
-                    "UPDATE person_aliases SET person_id = m.survivor FROM merges m WHERE person_aliases.person_id = m.loser"
+                    "UPDATE person_aliases SET person_id = m.survivor FROM merges m"
+                    " WHERE person_aliases.person_id = m.loser"
                 )
                 con.execute("INSERT OR REPLACE INTO person_aliases SELECT loser, survivor FROM merges")
-            removed = list({*batch.removed, *(p[0] for p in _final_survivors(batch.merges))})
-            if removed:
-                con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [removed])
+            gone = list({*batch.removed, *(p[0] for p in pairs)})
+            if gone:
+                con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [gone])
             if batch.people:
-                ptbl = _people_table(batch.people)  # noqa: F841
+                latest = {row[0]: row for row in batch.people}  # a person handed over twice: the newest
+                for pid in gone:
+                    latest.pop(pid, None)
+                ptbl = _people_table(list(latest.values()))  # noqa: F841
                 con.execute("INSERT OR REPLACE INTO people SELECT * FROM ptbl")
             con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [batch.seq])
             con.execute("COMMIT")
@@ -204,22 +284,6 @@ class DuckDBAnalytics:
             con.execute("ROLLBACK")
             raise
         self._seq = max(self._seq, batch.seq)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch, done = item
-            try:
-                self.write(batch)
-            except BaseException as exc:  # keep the thread alive; the log still has it all
-                self.error = exc
-                if done:
-                    done(exc)
-                continue
-            if done:
-                done(None)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -240,7 +304,9 @@ class DuckDBAnalytics:
             cur.close()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=60)
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
         self._con.execute("CHECKPOINT")
         self._con.close()

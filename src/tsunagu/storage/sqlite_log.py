@@ -1,6 +1,8 @@
 """The event log on SQLite in WAL mode, with group commit.
 
-Every request's events become one row (a msgpack blob). One writer thread takes every
+Every request's events become one row: a msgpack blob of the events, their message ids
+(read back to rebuild de-duplication) and the persons the engine gave them (read by the
+analytics writer, which tails the log). One writer thread takes every
 row queued while the previous commit was on disk and commits them together, so one
 fsync serves many requests: durability costs one fsync per group, not per event.
 docs/decisions/0001-event-log.md has the measurements behind this choice.
@@ -25,7 +27,8 @@ CREATE TABLE IF NOT EXISTS log (
     kind TEXT NOT NULL,
     received_at INTEGER NOT NULL,
     ids BLOB NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    people BLOB NOT NULL DEFAULT x''
 );
 CREATE INDEX IF NOT EXISTS log_received_at ON log (received_at);
 """
@@ -51,6 +54,7 @@ class SqliteLog:
         self._write.executescript(_SCHEMA)
         self._read = _connect(path)
         self._read_lock = threading.Lock()
+        self._tail = _connect(path)  # the analytics writer's own connection
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"log-writer:{path.parent.name}", daemon=True)
         self._thread.start()
@@ -58,17 +62,22 @@ class SqliteLog:
 
     # -- writing -----------------------------------------------------------------------
 
-    def append(self, kind: str, received_at: int, body: bytes, ids: bytes, done: Done) -> None:
-        self._queue.put((kind, received_at, body, ids, done))
+    def append(self, seq: int, kind: str, received_at: int, body: bytes, ids: bytes, people: bytes, done: Done) -> None:
+        """Queue a record; `done` is called from the writer thread once it is durable.
 
-    def rewrite(self, seq: int, body: bytes, ids: bytes) -> None:
+        The caller numbers records (seqs must grow in the order of the calls): the engine
+        applies events in that order before they are logged, so state and log agree.
+        """
+        self._queue.put((seq, kind, received_at, body, ids, people, done))
+
+    def rewrite(self, seq: int, body: bytes, ids: bytes, people: bytes) -> None:
         """Replace one record's body (right to be forgotten). Waits for the commit."""
         finished = threading.Event()
         errors: list[BaseException] = []
 
         def run(con: sqlite3.Connection) -> None:
             try:
-                con.execute("UPDATE log SET body = ?, ids = ? WHERE seq = ?", (body, ids, seq))
+                con.execute("UPDATE log SET body = ?, ids = ?, people = ? WHERE seq = ?", (body, ids, people, seq))
             except BaseException as exc:  # reported to the caller below
                 errors.append(exc)
             finally:
@@ -79,7 +88,7 @@ class SqliteLog:
         if errors:
             raise errors[0]
 
-    def _run(self) -> None:
+    def _run(self) -> None:  # the writer thread
         con = self._write
         q = self._queue
         while True:
@@ -108,12 +117,12 @@ class SqliteLog:
         try:
             con.execute("BEGIN IMMEDIATE")
             cur = con.cursor()
-            for kind, received_at, body, ids, _ in appends:
+            for seq, kind, received_at, body, ids, people, _ in appends:
                 cur.execute(
-                    "INSERT INTO log (kind, received_at, ids, body) VALUES (?, ?, ?, ?)",
-                    (kind, received_at, ids, body),
+                    "INSERT INTO log (seq, kind, received_at, ids, body, people) VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, kind, received_at, ids, body, people),
                 )
-                records.append(LogRecord(cur.lastrowid or 0, kind, received_at, body, ids))
+                records.append(LogRecord(seq, kind, received_at, body, ids, people))
             con.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:
@@ -130,20 +139,36 @@ class SqliteLog:
     def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]:
         with self._read_lock:
             rows = self._read.execute(
-                "SELECT seq, kind, received_at, body, ids FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [LogRecord(seq, kind, rat, body, ids) for seq, kind, rat, body, ids in rows]
+        return [LogRecord(*row) for row in rows]
+
+    def tail(self, after_seq: int, limit: int = 200) -> list[LogRecord]:
+        """Like `read`, on a connection of its own, for the one thread tailing the log."""
+        rows = self._tail.execute(
+            "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [LogRecord(*row) for row in rows]
+
+    def read_range(self, after_seq: int, upto_seq: int) -> list[LogRecord]:
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
+                (after_seq, upto_seq),
+            ).fetchall()
+        return [LogRecord(*row) for row in rows]
 
     def read_seqs(self, seqs: list[int]) -> list[LogRecord]:
         out: list[LogRecord] = []
         with self._read_lock:
             for seq in seqs:
                 row = self._read.execute(
-                    "SELECT seq, kind, received_at, body, ids FROM log WHERE seq = ?", (seq,)
+                    "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq = ?", (seq,)
                 ).fetchone()
                 if row:
-                    out.append(LogRecord(*row[:4], row[4]))
+                    out.append(LogRecord(*row))
         return out
 
     def last_seq(self) -> int:
@@ -167,3 +192,4 @@ class SqliteLog:
         self._thread.join(timeout=30)
         self._write.close()
         self._read.close()
+        self._tail.close()
