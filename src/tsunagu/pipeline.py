@@ -16,6 +16,7 @@ refuses further events and the platform reopens it from the checkpoint and the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -158,10 +159,8 @@ class WorkspacePipeline:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self._tasks = []
         if self._log is None:
             return
@@ -171,7 +170,8 @@ class WorkspacePipeline:
         await asyncio.to_thread(self._close_stores)
 
     def _close_stores(self) -> None:
-        for store in (self._log, self._analytics, self._state):
+        # analytics first: its thread tails the log until it stops
+        for store in (self._analytics, self._log, self._state):
             if store is not None:
                 store.close()
         self._log = self._analytics = self._state = None

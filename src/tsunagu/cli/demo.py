@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import typer
@@ -35,6 +36,8 @@ async def load_demo(
 ) -> int:
     from ..demo.generator import generate
 
+    # The year ends yesterday (Tokyo), so no demo event lies in the future.
+    end = end or (datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1))
     pipe = await platform.pipeline(workspace)
     total = 0
     chunk: list[Any] = []
@@ -71,7 +74,9 @@ def demo(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="workspace to load into")] = "demo",
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same data")] = 42,
-    end: Annotated[str | None, typer.Option(help="last day of the year of data (YYYY-MM-DD); default today")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="last day of the year of data (YYYY-MM-DD); default yesterday")
+    ] = None,
 ) -> None:
     """Generate a Japanese fashion retailer's year (stores, members, web, POS) into a workspace."""
     end_date = date.fromisoformat(end) if end else None

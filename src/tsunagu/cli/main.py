@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..app import Platform
 from ..core.errors import TsunaguError
-from . import people, workspace
+from . import people, user, workspace
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, load_credentials, save_credentials
 from .demo import demo, ensure_workspace, load_demo
 from .serve import run_server
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(people.app, name="people")
+app.add_typer(user.app, name="user")
 app.command("demo")(demo)
 
 Host = Annotated[str, typer.Option("--host", help="interface to listen on")]

@@ -198,7 +198,89 @@ def _field(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+_FAST_TYPES = frozenset({"track", "page", "screen", "identify"})
+_PLAIN_CHANNELS = frozenset({"web", "app", "store", "email", "line", "server", "push", "pos", "call_center", "sms"})
+
+
 def normalize(
+    msg: Message,
+    *,
+    received_at: int,
+    new_id: Callable[[], str],
+    type_: str | None = None,
+    batch_context: dict[str, Any] | None = None,
+    batch_sent_at: datetime | None = None,
+    prefix: str = "",
+) -> Event:
+    """Validate one message and return the Event the engine applies.
+
+    `type_` is the endpoint's type (`/v1/track` is always a track); batch items carry
+    their own. Raises InvalidInput listing every bad field at once.
+    """
+    # The hot path: the shapes well-behaved clients send, checked with as few Python
+    # operations as possible; anything unusual takes the careful path below.
+    kind = type_ or msg.type
+    uid = msg.userId
+    aid = msg.anonymousId
+    context = msg.context
+    if batch_context:
+        context = {**batch_context, **context} if context else batch_context
+    elif context is None:
+        context = {}
+    channel = context.get("channel")
+    if (
+        kind in _FAST_TYPES
+        and (uid is None or (uid.__class__ is str and 0 < len(uid) <= MAX_ID_LENGTH))
+        and (aid is None or (aid.__class__ is str and 0 < len(aid) <= MAX_ID_LENGTH))
+        and (uid is not None or aid is not None)
+        and (channel is None or channel in _PLAIN_CHANNELS)
+        and (kind != "track" or (msg.event and len(msg.event) <= 200))
+        and "store_id" not in context
+        and "storeId" not in context
+        and "store" not in context
+    ):
+        if channel is None:
+            channel = "web" if kind == "page" else "app" if kind == "screen" else "server"
+        base = msg.originalTimestamp or msg.timestamp
+        if base is None:
+            timestamp = received_at
+        else:
+            sent_at = msg.sentAt or batch_sent_at
+            timestamp = to_ms(base)
+            if sent_at is not None:
+                timestamp = min(received_at, received_at - (to_ms(sent_at) - timestamp))
+        mid = msg.messageId
+        if mid.__class__ is not str or not mid:
+            mid = new_id() if mid is None or mid == "" else str(mid)
+        traits = msg.traits
+        if not traits and kind == "identify":
+            traits = context.get("traits")
+        return Event(
+            mid,  # type: ignore[arg-type]
+            kind,  # type: ignore[arg-type]
+            msg.event if kind == "track" else msg.name,
+            uid,  # type: ignore[arg-type]
+            aid,  # type: ignore[arg-type]
+            timestamp,
+            received_at,
+            channel,
+            None,
+            msg.properties or {},
+            traits or {},
+            context,
+        )
+    return _normalize_carefully(
+        msg,
+        received_at=received_at,
+        new_id=new_id,
+        type_=type_,
+        batch_context=batch_context,
+        batch_sent_at=batch_sent_at,
+        prefix=prefix,
+    )
+
+
+def _normalize_carefully(
     msg: Message,
     *,
     received_at: int,
