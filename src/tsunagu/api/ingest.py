@@ -48,7 +48,7 @@ async def _read_body(scope: dict[str, Any], receive: Any) -> bytes:
             size += len(chunk)
             if size > _MAX_WIRE_BYTES:
                 raise PayloadTooLarge.for_field(
-                    "", f"body is over {MAX_BATCH_BYTES // 1024} KB; the limit is {MAX_BATCH_BYTES // 1024} KB a batch"
+                    "", f"body is over the limit of {MAX_BATCH_BYTES // 1024} KB a batch"
                 )
             chunks.append(chunk)
         if not message.get("more_body"):
@@ -64,7 +64,7 @@ async def _read_body(scope: dict[str, Any], receive: Any) -> bytes:
         if len(body) > MAX_BATCH_BYTES or inflater.unconsumed_tail:
             raise PayloadTooLarge.for_field(
                 "",
-                f"inflated body is over {MAX_BATCH_BYTES // 1024} KB; the limit is {MAX_BATCH_BYTES // 1024} KB a batch",
+                f"inflated body is over the limit of {MAX_BATCH_BYTES // 1024} KB a batch",
             )
     return body
 
