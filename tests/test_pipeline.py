@@ -13,7 +13,7 @@ NOW = 1_790_000_000_000
 
 
 def ev(mid: str, typ: str, *, uid: str | None = None, aid: str | None = None, ts: int = NOW) -> Event:
-    return Event(mid, typ, "view" if typ == "track" else None, uid, aid, ts, ts, "web", None, {"n": mid}, {}, {})
+    return Event(mid, typ, "view" if typ == "track" else None, uid, aid, ts, ts, "web", None, b'{"n": 1}', {}, b"{}")
 
 
 async def _open(path: Path) -> WorkspacePipeline:

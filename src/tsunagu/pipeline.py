@@ -43,6 +43,7 @@ __all__ = ["Accepted", "WorkspacePipeline", "new_id_factory"]
 log = logging.getLogger("tsunagu.pipeline")
 
 _encoder = msgspec.msgpack.Encoder()
+_encoder_json = msgspec.json.Encoder().encode
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _ids_decoder = msgspec.msgpack.Decoder(list[str])
 _person_decoder = msgspec.msgpack.Decoder(Person)
@@ -90,7 +91,8 @@ def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
         for name, value in (
             ("seq", rec.seq), ("message_id", f"{mid}#{typ}:{other}"), ("person_id", pid), ("type", typ),
             ("event", None), ("channel", "system"), ("store_id", None), ("timestamp", ts), ("received_at", ts),
-            ("user_id", None), ("anonymous_id", None), ("properties", props), ("context", {}), ("traits", {}),
+            ("user_id", None), ("anonymous_id", None), ("properties", _encoder_json(props)), ("context", b"{}"),
+            ("traits", {}),
         ):  # fmt: skip
             c[name].append(value)
         if typ == "merge":

@@ -23,7 +23,7 @@ def ev(
     channel: str = "web",
 ) -> Event:
     name = "view" if typ == "track" else None
-    return Event(mid, typ, name, uid, aid, ts, ts, channel, None, {}, traits or {}, {}, prev)
+    return Event(mid, typ, name, uid, aid, ts, ts, channel, None, b"{}", traits or {}, b"{}", prev)
 
 
 def outcome(engine: Engine, events: list[Event], pids: list[str]) -> dict[frozenset[str], dict[str, Any]]:

@@ -47,9 +47,7 @@ async def _read_body(scope: dict[str, Any], receive: Any) -> bytes:
         if chunk:
             size += len(chunk)
             if size > _MAX_WIRE_BYTES:
-                raise PayloadTooLarge.for_field(
-                    "", f"body is over the limit of {MAX_BATCH_BYTES // 1024} KB a batch"
-                )
+                raise PayloadTooLarge.for_field("", f"body is over the limit of {MAX_BATCH_BYTES // 1024} KB a batch")
             chunks.append(chunk)
         if not message.get("more_body"):
             break

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..app import Platform
 from ..core.config import WorkspaceConfig
 from ..core.errors import InvalidInput, TsunaguError
-from ..core.events import Message, normalize
+from ..core.events import decode_message, normalize
 from ..storage.control import Credentials
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, save_credentials
 
@@ -39,6 +39,7 @@ async def load_demo(
     # The year ends yesterday (Tokyo), so no demo event lies in the future.
     end = end or (datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1))
     pipe = await platform.pipeline(workspace)
+    encode = msgspec.json.Encoder().encode
     total = 0
     chunk: list[Any] = []
     bar = Progress(
@@ -54,9 +55,9 @@ async def load_demo(
                 people_seen.add(who)
                 bar.update(task, completed=min(size, len(people_seen) * size // max(size, len(people_seen))))
             try:
-                msg = msgspec.convert(message, Message)
+                msg = decode_message(encode(message))
                 chunk.append(normalize(msg, received_at=platform.clock(), new_id=platform.new_id))
-            except (msgspec.ValidationError, InvalidInput) as exc:
+            except InvalidInput as exc:
                 console.print(f"[yellow]skipped a demo message:[/] {exc}")
                 continue
             if len(chunk) >= 1000:

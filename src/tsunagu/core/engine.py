@@ -65,7 +65,7 @@ class Engine:
         self.index: dict[str, str] = {}  # identifier key -> person id
         self.aliases: dict[str, str] = {}  # merged person id -> surviving person id
         self.dirty: set[str] = set()  # changed since the analytics writer last took them
-        self.dirty_state: set[str] = set()  # changed since the last checkpoint
+        self.dirty_state: set[str] = set()  # taken by analytics, not yet checkpointed
         self.removed: set[str] = set()  # merged away or forgotten since the last checkpoint
         self._unique = frozenset(self.config.unique_identifiers)
 
@@ -98,22 +98,20 @@ class Engine:
         persons = self.persons
         index = self.index
         dirty = self.dirty
-        dirty_state = self.dirty_state
         for ev in events:
-            # Fast path: one known identifier, nothing to link (most track/page events).
-            if (
-                ev.type != "identify"
-                and ev.type != "alias"
-                and (ev.user_id is None) != (ev.anonymous_id is None)
-                and ("traits" not in ev.context)
-                and ("externalIds" not in ev.context)
-                and ("device" not in ev.context)
-            ):
-                key = "user_id:" + ev.user_id if ev.user_id is not None else "anonymous_id:" + ev.anonymous_id  # type: ignore[operator]
-                pid = index.get(key)
-                if pid is None:
-                    pid = self._link(ev, [key], out)
-            else:
+            # Fast path (most track/page events): the event's user_id and anonymous_id are
+            # already known and on the same person, and it carries nothing else to link.
+            pid = None
+            if ev.links is None and ev.type != "identify" and ev.type != "alias":
+                uid = ev.user_id
+                aid = ev.anonymous_id
+                if uid is None:
+                    pid = index.get("anonymous_id:" + aid)  # type: ignore[operator]
+                else:
+                    pid = index.get("user_id:" + uid)
+                    if aid is not None and pid is not None and index.get("anonymous_id:" + aid) != pid:
+                        pid = None
+            if pid is None:
                 keys = identifiers_of(ev, self.config)
                 if ev.type == "alias" and ev.previous_id is not None:
                     keys.append(self._previous_key(ev.previous_id))
@@ -134,7 +132,6 @@ class Engine:
             if ev.type == "identify" and ev.traits:
                 apply_traits(p, ev.traits, ts, ev.message_id)
             dirty.add(pid)
-            dirty_state.add(pid)
             out.person_ids.append(pid)
         return out
 
@@ -163,8 +160,11 @@ class Engine:
         target: Person | None = self.persons[found[0]] if found else None
         # The event belongs to its unique identifiers (its user_id): if the person found
         # through weaker keys already holds a different user_id, this is someone else.
-        if target is not None and any(not self._fits(target, k) for k in missing if split_key(k)[0] in self._unique):
-            target = None
+        if target is not None:
+            for k in missing:
+                if k[: k.index(":")] in self._unique and not self._fits(target, k):
+                    target = None
+                    break
         if target is None:
             seed = next((k for k in missing if split_key(k)[0] in self._unique), missing[0] if missing else keys[0])
             target = Person(person_id=_new_person_id(ev.message_id, seed))

@@ -41,21 +41,17 @@ def identifiers_of(event: Event, config: WorkspaceConfig) -> list[str]:
         keys.append("user_id:" + event.user_id)
     if event.anonymous_id is not None:
         keys.append("anonymous_id:" + event.anonymous_id)
-    ctx = event.context
-    if len(ctx) > 1 or (ctx and "channel" not in ctx):
-        device = ctx.get("device")
-        if isinstance(device, dict) and (tok := normalize_value("device_token", device.get("token"))):
+    links = event.links
+    if links is not None:
+        if tok := normalize_value("device_token", links.get("device_token")):
             keys.append("device_token:" + tok)
-        external = ctx.get("externalIds")
-        if isinstance(external, list):
-            for ext in external:
-                if isinstance(ext, dict) and isinstance(ext.get("type"), str):
-                    typ = ext["type"].strip().lower().replace(" ", "_")
-                    value = normalize_value(typ, ext.get("id"))
-                    if typ and value:
-                        keys.append(identifier_key(typ, value))
-        ctx_traits = ctx.get("traits")
-        if isinstance(ctx_traits, dict) and ctx_traits:
+        for ext in links.get("externalIds", ()):
+            if isinstance(ext, dict) and isinstance(ext.get("type"), str):
+                typ = ext["type"].strip().lower().replace(" ", "_")
+                value = normalize_value(typ, ext.get("id"))
+                if typ and value:
+                    keys.append(identifier_key(typ, value))
+        if ctx_traits := links.get("traits"):
             _from_traits(ctx_traits, config, keys)
     if event.type == "identify" and event.traits:
         _from_traits(event.traits, config, keys)

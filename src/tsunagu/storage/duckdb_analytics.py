@@ -123,8 +123,8 @@ def _events_table(columns: dict[str, list[Any]]) -> pa.Table:
     arrays = []
     for name, typ in zip(_EVENT_SCHEMA.names, _EVENT_SCHEMA.types, strict=True):
         values = columns[name]
-        if name in ("properties", "context", "traits"):
-            values = [enc(v).decode() for v in values]
+        if name == "traits":  # properties and context arrive as the JSON bytes clients sent
+            values = [enc(v) if v else b"{}" for v in values]
         arrays.append(pa.array(values, type=typ))
     return pa.Table.from_arrays(arrays, schema=_EVENT_SCHEMA)
 
