@@ -69,23 +69,26 @@ def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
     if rec.kind == "forget":
         batch.forget.extend(_forget_decoder.decode(rec.body)["person_ids"])
         return
-    events = _events_decoder.decode(rec.body)
+    # Events are msgpack arrays (Event is array_like): decoded untyped and transposed in C.
+    rows = msgspec.msgpack.decode(rec.body)
     pids, markers = _people_decoder.decode(rec.people)
     c = batch.events
-    c["seq"] += [rec.seq] * len(events)
-    c["message_id"] += [e.message_id for e in events]
-    c["person_id"] += pids
-    c["type"] += [e.type for e in events]
-    c["event"] += [e.event for e in events]
-    c["channel"] += [e.channel for e in events]
-    c["store_id"] += [e.store_id for e in events]
-    c["timestamp"] += [e.timestamp for e in events]
-    c["received_at"] += [e.received_at for e in events]
-    c["user_id"] += [e.user_id for e in events]
-    c["anonymous_id"] += [e.anonymous_id for e in events]
-    c["properties"] += [e.properties for e in events]
-    c["context"] += [e.context for e in events]
-    c["traits"] += [e.traits for e in events]
+    if rows:
+        (mids, types, names, uids, aids, tss, rats, channels, stores, props, traits, ctxs, *_) = zip(*rows, strict=True)
+        c["seq"] += [rec.seq] * len(rows)
+        c["message_id"] += mids
+        c["person_id"] += pids
+        c["type"] += types
+        c["event"] += names
+        c["channel"] += channels
+        c["store_id"] += stores
+        c["timestamp"] += tss
+        c["received_at"] += rats
+        c["user_id"] += uids
+        c["anonymous_id"] += aids
+        c["properties"] += props
+        c["context"] += ctxs
+        c["traits"] += traits
     for pid, typ, ts, mid, props in markers:
         other = props.get("merged_person_id") or props.get("refused") or props.get("person_id")
         for name, value in (
