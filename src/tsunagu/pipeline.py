@@ -30,7 +30,7 @@ import msgspec
 from .core.config import WorkspaceConfig
 from .core.dedupe import DAY_MS, Deduper
 from .core.engine import Applied, Engine
-from .core.errors import NotFound, Unavailable
+from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
 from .core.people import Person
 from .core.ports import LogRecord
@@ -119,7 +119,7 @@ class WorkspacePipeline:
         self.config = config
         self.flush_interval = flush_interval
         self.checkpoint_interval = checkpoint_interval
-        self.engine = Engine(config)
+        self.engine = Engine(config, namespace=workspace)
         self.deduper = Deduper(config.dedupe_days)
         self.applied_seq = 0  # the last log seq the engine applied (maybe not yet durable)
         self.committed_seq = 0  # the last log seq known durable
@@ -250,6 +250,10 @@ class WorkspacePipeline:
             fut.set_result(Accepted(0, duplicates, self.applied_seq))
             return fut
         ids = [ev.message_id for ev in fresh]
+        try:
+            body = _encoder.encode(fresh)  # before anything changes: a value msgpack refuses is a 400
+        except (OverflowError, TypeError) as exc:
+            raise InvalidInput.for_field("", f"an event cannot be stored: {exc}") from None
         deduper.add(ids, received_at)  # now, so a concurrent retry is caught before commit
         try:
             applied = self.engine.apply(fresh)
@@ -263,9 +267,7 @@ class WorkspacePipeline:
         def done(result: LogRecord | BaseException) -> None:
             loop.call_soon_threadsafe(self._committed, result, len(fresh), duplicates, fut)
 
-        self.log.append(
-            seq, "events", received_at, _encoder.encode(fresh), _encoder.encode(ids), _people_blob(applied), done
-        )
+        self.log.append(seq, "events", received_at, body, _encoder.encode(ids), _people_blob(applied), done)
         return fut
 
     def _committed(

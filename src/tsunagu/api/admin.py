@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import binascii
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -152,6 +153,14 @@ def build_admin_app(platform: Platform) -> FastAPI:
     @app.exception_handler(TsunaguError)
     async def _tsunagu_error(request: Request, exc: TsunaguError) -> JSONResponse:
         return _error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        logging.getLogger("tsunagu.admin").exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse(
+            {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}},
+            status_code=500,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

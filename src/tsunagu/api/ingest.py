@@ -12,6 +12,8 @@ import base64
 import binascii
 import logging
 import zlib
+
+import msgspec
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FieldError, InvalidInput, PayloadTooLarge, TsunaguError, Unauthorized
@@ -127,18 +129,25 @@ async def handle_ingest(platform: Platform, scope: dict[str, Any], receive: Any,
         )
 
 
+class _KeyOnly(msgspec.Struct):
+    writeKey: Any = None
+
+
+_key_decoder = msgspec.json.Decoder(_KeyOnly)
+
+
+def _body_key(body: bytes) -> str | None:
+    """The writeKey in a body that may be otherwise invalid (we judge the rest after auth)."""
+    try:
+        key = _key_decoder.decode(body).writeKey
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return key if isinstance(key, str) else None
+
+
 async def _single(platform: Platform, kind: str, header_key: str | None, body: bytes, send: Any) -> None:
-    if header_key is not None:
-        workspace = _workspace(platform, header_key)
-        msg = decode_message(body)
-    else:
-        try:
-            msg = decode_message(body)
-        except InvalidInput:
-            raise Unauthorized.for_field(
-                "writeKey", "missing: send the write key as the HTTP basic auth user or as writeKey in the body"
-            ) from None
-        workspace = _workspace(platform, msg.writeKey)
+    workspace = _workspace(platform, header_key if header_key is not None else _body_key(body))
+    msg = decode_message(body)
     now = platform.clock()
     event = normalize(msg, received_at=now, new_id=platform.new_id, type_=kind)
     pipeline = await platform.pipeline(workspace)
@@ -147,19 +156,8 @@ async def _single(platform: Platform, kind: str, header_key: str | None, body: b
 
 
 async def _batch(platform: Platform, header_key: str | None, body: bytes, send: Any) -> None:
-    if header_key is not None:
-        workspace = _workspace(platform, header_key)
-        batch = decode_batch(body)
-    else:
-        try:
-            batch = decode_batch(body)
-        except PayloadTooLarge:
-            raise
-        except InvalidInput:
-            raise Unauthorized.for_field(
-                "writeKey", "missing: send the write key as the HTTP basic auth user or as writeKey in the body"
-            ) from None
-        workspace = _workspace(platform, batch.writeKey)
+    workspace = _workspace(platform, header_key if header_key is not None else _body_key(body))
+    batch = decode_batch(body)
     if not batch.batch:
         raise InvalidInput.for_field("batch", "must hold at least one message")
     now = platform.clock()

@@ -34,4 +34,8 @@ async def send_json(send: Any, status: int, body: Any, extra: list[tuple[bytes, 
 
 async def send_error(send: Any, error: TsunaguError) -> None:
     extra = [(b"www-authenticate", b'Basic realm="tsunagu"')] if error.status == 401 else None
-    await send_json(send, error.status, error.to_dict(), extra)
+    body = error.to_dict()
+    # Client libraries read these at the top (rudder-sdk-python raises KeyError without them).
+    body["code"] = error.code
+    body["message"] = error.message
+    await send_json(send, error.status, body, extra)

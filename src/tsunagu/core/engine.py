@@ -52,15 +52,17 @@ class Forgotten:
     identifiers: list[str]
 
 
-def _new_person_id(message_id: str, key: str) -> str:
-    # Derived from the log, not random: replaying the log rebuilds the same ids.
-    digest = hashlib.blake2b(f"{message_id}\x00{key}".encode(), digest_size=10).hexdigest()
+def _new_person_id(namespace: str, message_id: str, key: str) -> str:
+    # Derived from the log, not random: replaying the log rebuilds the same ids. The
+    # workspace is part of it, so one message sent to two workspaces makes two ids.
+    digest = hashlib.blake2b(f"{namespace}\x00{message_id}\x00{key}".encode(), digest_size=10).hexdigest()
     return "p_" + digest
 
 
 class Engine:
-    def __init__(self, config: WorkspaceConfig | None = None) -> None:
+    def __init__(self, config: WorkspaceConfig | None = None, *, namespace: str = "") -> None:
         self.config = config or WorkspaceConfig()
+        self.namespace = namespace  # the workspace: part of every person id
         self.persons: dict[str, Person] = {}
         self.index: dict[str, str] = {}  # identifier key -> person id
         self.aliases: dict[str, str] = {}  # merged person id -> surviving person id
@@ -167,11 +169,17 @@ class Engine:
                     break
         if target is None:
             seed = next((k for k in missing if split_key(k)[0] in self._unique), missing[0] if missing else keys[0])
-            target = Person(person_id=_new_person_id(ev.message_id, seed))
+            target = Person(person_id=_new_person_id(self.namespace, ev.message_id, seed))
             self.persons[target.person_id] = target
             self._attach(target, seed)
             if seed in missing:
                 missing.remove(seed)
+        # The event's own unique identifiers join first, so that merging the persons found
+        # through weaker keys (a shared email) is checked against them.
+        for key in [k for k in missing if k[: k.index(":")] in self._unique]:
+            if self._fits(target, key):
+                self._attach(target, key)
+                missing.remove(key)
         for pid in found:
             other = self.persons.get(self.canonical(pid) or "")
             if other is None or other is target:

@@ -136,6 +136,9 @@ _message_decoder = msgspec.json.Decoder(Message)
 _context_decoder = msgspec.json.Decoder(Context)
 _batch_decoder = msgspec.json.Decoder(Batch)
 _json_encode = msgspec.json.Encoder().encode
+_msgpack_encode = msgspec.msgpack.Encoder().encode
+# a client clock this far ahead is broken, not skewed
+MAX_FUTURE_MS = 86_400_000
 
 
 def _decode_error(exc: Exception, prefix: str) -> FieldError:
@@ -181,12 +184,20 @@ def decode_batch(body: bytes) -> Batch:
     if len(body) > MAX_BATCH_BYTES:
         raise PayloadTooLarge.for_field("", f"batch is {len(body):,} bytes; the limit is {MAX_BATCH_BYTES // 1024} KB")
     try:
-        return _batch_decoder.decode(body)
+        batch = _batch_decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         err = _decode_error(exc, "")
         if err.field == "" and "batch" in err.reason and "missing" in err.reason.lower():
             err = FieldError("batch", "required: a list of messages")
         raise _invalid(err) from None
+    if batch.context is not None:
+        if not _depth_ok(batch.context, MAX_NESTING):
+            raise InvalidInput.for_field("context", f"nested deeper than {MAX_NESTING} levels")
+        errors: list[FieldError] = []
+        _encodable(batch.context, "context", errors)
+        if errors:
+            raise InvalidInput(f"context: {errors[0].reason}", errors)
+    return batch
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
@@ -253,7 +264,7 @@ def _links(ctx: Context) -> dict[str, Any] | None:
     return links or None
 
 
-def _timestamp(msg: Message, received_at: int, batch_sent_at: datetime | None) -> int:
+def _timestamp(msg: Message, received_at: int, batch_sent_at: datetime | None, prefix: str) -> int:
     # Clock skew: the client's own clock stamped both the event and the send, so their
     # difference is trustworthy even when the clock itself is not.
     base = msg.originalTimestamp or msg.timestamp
@@ -263,7 +274,21 @@ def _timestamp(msg: Message, received_at: int, batch_sent_at: datetime | None) -
     sent_at = msg.sentAt or batch_sent_at
     if sent_at is not None:
         timestamp = min(received_at, received_at - (to_ms(sent_at) - timestamp))
+    if not 0 <= timestamp <= received_at + MAX_FUTURE_MS:
+        name = "originalTimestamp" if msg.originalTimestamp else "timestamp"
+        raise InvalidInput.for_field(
+            f"{prefix}.{name}" if prefix else name,
+            "is outside 1970-01-01 … a day after now, even after correcting the client's clock by sentAt",
+        )
     return timestamp
+
+
+def _encodable(value: Any, field: str, errors: list[FieldError]) -> None:
+    """Integers past 64 bits decode from JSON but cannot be stored; say so up front."""
+    try:
+        _msgpack_encode(value)
+    except (OverflowError, TypeError) as exc:
+        errors.append(FieldError(field, f"cannot be stored: {exc}"))
 
 
 def normalize(
@@ -314,13 +339,20 @@ def normalize(
             traits = msg.traits
             if not traits and kind == "identify" and isinstance(ctx.traits, dict):
                 traits = ctx.traits
+            links = _links(ctx)
+            if traits or links:
+                errors: list[FieldError] = []
+                _encodable(traits, f"{prefix}.traits" if prefix else "traits", errors)
+                _encodable(links, f"{prefix}.context" if prefix else "context", errors)
+                if errors:
+                    raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
             return Event(
                 mid,  # type: ignore[arg-type]
                 kind,  # type: ignore[arg-type]
                 msg.event if kind == "track" else msg.name,
                 uid,  # type: ignore[arg-type]
                 aid,  # type: ignore[arg-type]
-                _timestamp(msg, received_at, batch_sent_at),
+                _timestamp(msg, received_at, batch_sent_at, prefix),
                 received_at,
                 channel,
                 store,
@@ -329,7 +361,7 @@ def normalize(
                 raw_ctx,
                 None,
                 None,
-                _links(ctx),
+                links,
             )
     return _normalize_carefully(
         msg,
@@ -427,13 +459,18 @@ def _normalize_carefully(
     traits = msg.traits
     if not traits and kind == "identify" and isinstance(ctx.traits, dict):
         traits = ctx.traits
+    links = _links(ctx)
+    _encodable(traits, at("traits")(), errors)
+    _encodable(links, at("context")(), errors)
+    if errors:
+        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
     return Event(
         message_id,
         kind,  # type: ignore[arg-type]
         name,
         user_id,
         anonymous_id,
-        _timestamp(msg, received_at, batch_sent_at),
+        _timestamp(msg, received_at, batch_sent_at, prefix),
         received_at,
         channel,
         store_id,
@@ -442,5 +479,5 @@ def _normalize_carefully(
         raw_ctx,
         previous_id,
         group_id,
-        _links(ctx),
+        links,
     )

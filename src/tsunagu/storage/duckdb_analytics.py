@@ -168,6 +168,8 @@ class DuckDBAnalytics:
         self._con.execute(_SCHEMA)
         self._seq = self._read_seq()
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
+        self._people_handed = 0  # hand-overs queued (by the event loop)
+        self._people_written = 0  # hand-overs committed (by the writer thread)
         self._wake = threading.Event()
         self._written = threading.Condition()
         self._stop = False
@@ -192,15 +194,17 @@ class DuckDBAnalytics:
 
     def hand_over(self, people: list[tuple[Any, ...]], removed: list[str]) -> None:
         """Person rows to upsert with the next write (the engine owns them; we copy)."""
+        self._people_handed += 1
         self._people.put((people, removed))
         self._wake.set()
 
     def wait_for(self, seq: int, timeout: float = 30.0) -> bool:
         """Block until everything up to `seq` (and every person handed over) is written."""
+        handed = self._people_handed
         self._wake.set()
         with self._written:
             return self._written.wait_for(
-                lambda: (self._seq >= seq and self._people.empty()) or self.error is not None, timeout
+                lambda: (self._seq >= seq and self._people_written >= handed) or self.error is not None, timeout
             )
 
     def _run(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader, interval: float) -> None:
@@ -226,10 +230,12 @@ class DuckDBAnalytics:
         """Write every log record after our seq (and pending persons), in bounded batches."""
         while True:
             batch = AnalyticsBatch(seq=self._seq)
+            taken = []
             while not self._people.empty():
-                people, removed = self._people.get()
-                batch.people += people
-                batch.removed += removed
+                item = self._people.get()
+                batch.people += item[0]
+                batch.removed += item[1]
+                taken.append(item)
             records = tail(self._seq, 200)
             while records:
                 for rec in records:
@@ -238,9 +244,15 @@ class DuckDBAnalytics:
                 if len(batch) >= self.max_rows:
                     break
                 records = tail(batch.seq, 200)
-            if batch.seq == self._seq and not batch.people and not batch.removed:
+            if batch.seq == self._seq and not taken:
                 return
-            self.write(batch)
+            try:
+                self.write(batch)
+            except BaseException:
+                for item in taken:  # hand them over again with the next try
+                    self._people.put(item)
+                raise
+            self._people_written += len(taken)
             if not records:
                 return
 
