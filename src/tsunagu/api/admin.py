@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import binascii
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 

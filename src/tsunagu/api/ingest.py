@@ -12,9 +12,9 @@ import base64
 import binascii
 import logging
 import zlib
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FieldError, InvalidInput, PayloadTooLarge, TsunaguError, Unauthorized
 from ..core.events import MAX_BATCH_BYTES, decode_batch, decode_message, normalize
