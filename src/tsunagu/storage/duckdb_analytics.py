@@ -7,6 +7,7 @@ pipeline knows exactly which log records to replay into it.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -162,9 +163,12 @@ class DuckDBAnalytics:
     path; a read that must see everything calls `wait_for(seq)`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
         self.path = path
-        self._con = duckdb.connect(str(path))
+        # DuckDB caches up to 80% of RAM by default: fine for a warehouse, not for a
+        # process that also holds person state on someone's laptop.
+        memory_limit = memory_limit or os.environ.get("TSUNAGU_DUCKDB_MEMORY_LIMIT", "512MB")
+        self._con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         self._con.execute(_SCHEMA)
         self._seq = self._read_seq()
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
@@ -175,7 +179,7 @@ class DuckDBAnalytics:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.max_rows = 100_000  # per transaction: bounded memory however far behind
+        self.max_rows = 25_000  # per transaction: bounded memory however far behind
 
     def _read_seq(self) -> int:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone()
