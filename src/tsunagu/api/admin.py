@@ -142,6 +142,10 @@ Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
 
 def build_admin_app(platform: Platform) -> FastAPI:
     app = FastAPI(
+        # Swagger UI and ReDoc load their scripts from a CDN; a self-hosted platform must
+        # not. The description is served as OpenAPI JSON (a bundled viewer can come later).
+        docs_url=None,
+        redoc_url=None,
         title="tsunagu admin API",
         version=__version__,
         description="People, timelines and workspace administration. "

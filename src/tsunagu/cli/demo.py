@@ -47,13 +47,13 @@ async def load_demo(
         console=console, disable=not progress,
     )  # fmt: skip
     with bar:
-        task = bar.add_task(f"{size:,} people", total=size)
-        people_seen: set[str] = set()
-        for message in generate(size, seed=seed, end=end):
-            who = message.get("userId") or message.get("anonymousId")
-            if who not in people_seen:
-                people_seen.add(who)
-                bar.update(task, completed=min(size, len(people_seen) * size // max(size, len(people_seen))))
+        # Messages come in time order over `days` days: progress is the day reached.
+        days = 365
+        first_day = end - timedelta(days=days - 1)
+        task = bar.add_task(f"{size:,} people, {days} days", total=days)
+        for message in generate(size, seed=seed, end=end, days=days):
+            day = date.fromisoformat(message["timestamp"][:10])
+            bar.update(task, completed=min(days, (day - first_day).days + 1))
             try:
                 msg = decode_message(encode(message))
                 chunk.append(normalize(msg, received_at=platform.clock(), new_id=platform.new_id))
@@ -65,7 +65,7 @@ async def load_demo(
                 chunk = []
         if chunk:
             total += (await pipe.submit(chunk, platform.clock())).accepted
-        bar.update(task, completed=size)
+        bar.update(task, completed=days)
     await pipe.flush()
     return total
 

@@ -71,7 +71,7 @@ def quickstart(
             "  workspace:          demo",
             f"  write key (ingest): [cyan]{creds.get('write_key', '?')}[/]",
             f"  API token (admin):  [cyan]{creds.get('api_token', '?')}[/]",
-            f"  API docs:           {url}/docs",
+            f"  OpenAPI:            {url}/openapi.json",
             "  try:  tsunagu people search ゴールド   |   "
             f"curl -u {creds.get('write_key', 'WRITE_KEY')}: {url}/v1/track "
             '-d \'{"userId":"M000001","event":"view"}\'',

@@ -47,6 +47,31 @@ def _print_person(p: dict[str, Any]) -> None:
         console.print(f"  [yellow]conflict[/]: {c['type']} {c['values']}")
 
 
+def _yen(value: Any) -> str:
+    return f"¥{value:,}" if isinstance(value, (int, float)) else str(value)
+
+
+def _summary(e: dict[str, Any]) -> str:
+    """One readable line per timeline entry: what was looked at, bought, joined."""
+    p = e["properties"]
+    if e["type"] in ("page", "screen"):
+        return f"{e['event'] or p.get('title') or ''} {p.get('path') or p.get('url') or ''}".strip()
+    if e["type"] == "identify":
+        return ", ".join(f"{k}={v}" for k, v in e["traits"].items())
+    if e["type"] == "merge":
+        ids = p.get("identifiers", {})
+        return "joined " + ", ".join(f"{t}:{v}" for t, vs in ids.items() for v in vs)
+    if e["type"] == "identity_conflict":
+        return f"refused: {p.get('type')} {p.get('values')}"
+    if e["event"] == "buy":
+        items = p.get("items") or p.get("products") or []
+        names = ", ".join(str(i.get("product_name") or i.get("sku")) for i in items if isinstance(i, dict))
+        return f"{_yen(p.get('revenue', p.get('total', '')))} {names}".strip()
+    if "sku" in p or "product_name" in p:
+        return f"{p.get('product_name') or p.get('sku')} {_yen(p.get('price', ''))}".strip()
+    return ", ".join(f"{k}={v}" for k, v in p.items() if not isinstance(v, (list, dict)))
+
+
 @app.command("show")
 def show(
     ref: Ref, data_dir: DataDir = DEFAULT_DATA_DIR, workspace: Workspace = "demo",
@@ -78,11 +103,15 @@ def events(
     if as_json:
         print(json.dumps(page, ensure_ascii=False, indent=2))
         return
-    table = Table("when", "channel", "store", "type", "event", "details")
+    table = Table("when", "channel", "store", "event", "what")
     for e in page["events"]:
-        props = e["properties"]
-        detail = ", ".join(f"{k}={v}" for k, v in props.items() if not isinstance(v, (list, dict)))[:80]
-        table.add_row(_when(e["timestamp"]), e["channel"], e["store_id"] or "", e["type"], e["event"] or "", detail)
+        table.add_row(
+            _when(e["timestamp"]),
+            e["channel"],
+            e["store_id"] or "",
+            e["event"] if e["type"] == "track" else e["type"],
+            _summary(e),
+        )
     console.print(table)
 
 

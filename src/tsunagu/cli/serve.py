@@ -27,7 +27,9 @@ def run_server(data_dir: Path, host: str, port: int, *, banner: str | None = Non
     url = f"http://{host}:{port}"
     (data_dir / "server.json").write_text(json.dumps({"url": url, "pid": os.getpid()}))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(banner or f"tsunagu serving [bold]{data_dir}[/] at [bold cyan]{url}[/]  (API docs: {url}/docs)")
+    console.print(
+        banner or f"tsunagu serving [bold]{data_dir}[/] at [bold cyan]{url}[/]  (OpenAPI: {url}/openapi.json)"
+    )
     uvicorn.run(
         platform.asgi(),
         host=host,
