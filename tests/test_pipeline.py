@@ -79,3 +79,18 @@ def test_forget_survives_a_crash_before_the_checkpoint(tmp_path: Path) -> None:
         await pipe.close()
 
     asyncio.run(scenario())
+
+
+def test_forget_removes_the_conflict_entries_on_other_timelines_that_name_the_person(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pipe = await _open(tmp_path)
+        await pipe.submit([ev("1", "identify", uid="U1", aid="A"), ev("2", "identify", uid="U2", aid="A")], NOW)
+        await pipe.flush()
+        conflicts = "SELECT count(*) FROM events WHERE type = 'identity_conflict'"
+        assert _analytics(pipe, conflicts) == [(1,)]
+        await pipe.forget(pipe.engine.lookup("user_id", "U1").person_id, NOW)  # type: ignore[union-attr]
+        assert _analytics(pipe, conflicts) == [(0,)]
+        assert _analytics(pipe, "SELECT count(*) FROM events WHERE properties LIKE '%U1%'") == [(0,)]
+        await pipe.close()
+
+    asyncio.run(scenario())

@@ -68,7 +68,9 @@ def _people_blob(applied: Applied) -> bytes:
 def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
     """Turn one log record into analytics rows (runs on the analytics thread)."""
     if rec.kind == "forget":
-        batch.forget.extend(_forget_decoder.decode(rec.body)["person_ids"])
+        body = _forget_decoder.decode(rec.body)
+        batch.forget.extend(body["person_ids"])
+        batch.forget_values.extend(body.get("values", ()))
         return
     # Events are msgpack arrays (Event is array_like): decoded untyped and transposed in C.
     rows = msgspec.msgpack.decode(rec.body)
@@ -441,7 +443,11 @@ class WorkspacePipeline:
         def done(result: LogRecord | BaseException) -> None:
             self._completed(result, 0, 0, fut)
 
-        self.log.append(seq, "forget", now, _encoder.encode({"person_ids": ids}), b"", b"", done)
+        values = sorted(
+            {k.partition(":")[2] for k in identifiers if k.partition(":")[0] in self.config.unique_identifiers}
+        )
+        body = _encoder.encode({"person_ids": ids, "values": values})
+        self.log.append(seq, "forget", now, body, b"", b"", done)
         await fut
         await self.flush()
         rewritten = await asyncio.to_thread(self._rewrite_log, {s for s, _ in rows}, set(ids))

@@ -210,3 +210,13 @@ def test_forget_removes_the_person_and_their_identifiers() -> None:
     # the same anonymous id coming back later is a new person
     engine.apply([ev("3", "track", aid="A", ts=3)])
     assert engine.lookup("anonymous_id", "A").person_id != pid  # type: ignore[union-attr]
+
+
+def test_forget_also_drops_other_peoples_conflict_records_that_name_the_person() -> None:
+    engine = Engine()
+    engine.apply([ev("1", "identify", uid="U1", aid="A", ts=1), ev("2", "identify", uid="U2", aid="A", ts=2)])
+    u1 = engine.lookup("user_id", "U1")
+    u2 = engine.lookup("user_id", "U2")
+    assert u1 and u2 and u2.conflicts
+    engine.forget(u1.person_id)
+    assert u2.conflicts == []

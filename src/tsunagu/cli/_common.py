@@ -14,7 +14,7 @@ from rich.console import Console
 from ..core.errors import TsunaguError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # errors stay one copyable line
 
 DEFAULT_DATA_DIR = Path("tsunagu-data")
 

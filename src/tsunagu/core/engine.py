@@ -298,6 +298,19 @@ class Engine:
             self.dirty_state.discard(pid)
             self.removed.add(pid)
         del self.persons[person.person_id]
+        # Other people's conflict records name the forgotten person's ids: drop those too.
+        gone_ids = set(ids)
+        gone_values = {v for t, vs in person.identifiers.items() if t in self._unique for v in vs}
+        for other in self.persons.values():
+            if other.conflicts:
+                kept = [
+                    c
+                    for c in other.conflicts
+                    if c.get("person_id") not in gone_ids and not gone_values.intersection(c.get("values", ()))
+                ]
+                if len(kept) != len(other.conflicts):
+                    other.conflicts = kept
+                    self.dirty.add(other.person_id)
         return Forgotten(ids, keys)
 
     # -- checkpoints -------------------------------------------------------------------

@@ -110,6 +110,7 @@ class AnalyticsBatch:
     removed: list[str] = field(default_factory=list)  # person ids gone from `people`
     merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor), in order
     forget: list[str] = field(default_factory=list)  # person ids whose events are deleted
+    forget_values: list[str] = field(default_factory=list)  # their unique ids, named by others' conflicts
 
     def __len__(self) -> int:
         return len(self.events["seq"])
@@ -277,6 +278,13 @@ class DuckDBAnalytics:
                     [ids, ids],
                 )
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [ids])
+                # other people's conflict entries that name the forgotten person
+                con.execute(
+                    "DELETE FROM events WHERE type = 'identity_conflict' AND ("
+                    " list_contains(?, json_extract_string(properties, '$.person_id'))"
+                    " OR list_has_any(?, CAST(json_extract(properties, '$.values') AS VARCHAR[])))",
+                    [ids, batch.forget_values],
+                )
             pairs = _final_survivors(batch.merges)
             if pairs:
                 merges = pa.table({"loser": [p[0] for p in pairs], "survivor": [p[1] for p in pairs]})  # noqa: F841
