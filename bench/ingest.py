@@ -146,12 +146,13 @@ def http_get(url: str, token: str | None = None, timeout: float = 10.0) -> tuple
 class Server:
     """`tsunagu serve` as a subprocess in its own session (a Ctrl-C on the bench reaches only us)."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, extra: list[str] | None = None) -> None:
         self.url = f"http://{HOST}:{port}"
         self.log_path = log_path
         self._log_file = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [*tsunagu_command(), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)],
+            [*tsunagu_command(), "serve", "--host", HOST, "--port", str(port), "--data-dir", str(data_dir)]
+            + (extra or []),
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -550,6 +551,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-seconds", type=float, default=10.0)
     p.add_argument("--profile-gil", action="store_true", help="py-spy --gil: sample only the thread holding the GIL")
     p.add_argument("--keep", action="store_true", help="keep the temp data directory")
+    p.add_argument(
+        "--analytics-interval",
+        type=float,
+        help="serve --analytics-interval: e.g. 3600 keeps the analytics store from catching up during the load,"
+        " to measure ingest alone; its catch-up afterwards is timed (analytics_catch_up)",
+    )
     p.add_argument("--quick", action="store_true", help="a few seconds per phase: a smoke check")
     args = p.parse_args(argv)
     if args.quick:
@@ -577,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         source = server_source()
         log(f"tsunagu under test: {source}")
         creds = create_workspace(data_dir)
-        server = Server(data_dir, free_port(), tmp / "server.log")
+        extra = ["--analytics-interval", str(args.analytics_interval)] if args.analytics_interval else []
+        server = Server(data_dir, free_port(), tmp / "server.log", extra)
         startup = server.wait_healthy()
         log(f"server pid {server.proc.pid} at {server.url}, healthy after {startup:.2f}s; data in {data_dir}")
         sampler = Sampler(server)
@@ -637,6 +645,18 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"  {row['pct']:5.1f}%  {row['function']}")
             else:
                 log(f"py-spy failed ({profiler.returncode}): {err.decode(errors='replace')[-500:]}")
+        catch_up: dict[str, Any] | None = None
+        if args.analytics_interval:
+            # A people search waits for the analytics store to hold every acknowledged
+            # event: time how long it takes to catch up with what the load left behind.
+            started = time.perf_counter()
+            status = 0
+            while status != 200 and time.perf_counter() - started < 600:
+                status, _ = http_get(server.url + "/api/v1/people?limit=1", creds["api_token"], timeout=120)
+            seconds = time.perf_counter() - started
+            behind = sum(s["events_ok"] for s in (*phases.values(), *warmups.values()))
+            catch_up = {"seconds": round(seconds, 2), "events": behind, "events_per_s": round(behind / seconds)}
+            log(f"analytics caught up with {behind:,} events in {seconds:.1f}s")
         if not args.skip_single:
             if args.warmup_seconds > 0:
                 warmups["single"] = phase("single-warmup", "single", None, min(args.warmup_seconds, 2.0))
@@ -675,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
             "server_stop": stop,
             "data_dir_mb_after": round(db_bytes / MB, 1),
             **({"profile_batch": profile} if profile is not None else {}),
+            **({"analytics_catch_up": catch_up} if catch_up is not None else {}),
             "load": {**workers_info(configs, args), "pools": workers_info_pools},
             "server_source": source,
             "machine": machine_info(),

@@ -32,9 +32,17 @@ Port = Annotated[int, typer.Option("--port", "-p", help="port to listen on")]
 
 
 @app.command()
-def serve(data_dir: DataDir = DEFAULT_DATA_DIR, host: Host = "127.0.0.1", port: Port = 8080) -> None:
+def serve(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    analytics_interval: Annotated[
+        float,
+        typer.Option(help="seconds between analytics catch-ups with the log (reads that need it always wait for it)"),
+    ] = 0.1,
+) -> None:
     """Serve a data directory: ingest, admin API and UI."""
-    run_server(data_dir, host, port)
+    run_server(data_dir, host, port, analytics_interval=analytics_interval)
 
 
 @app.command()

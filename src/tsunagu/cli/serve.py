@@ -15,11 +15,13 @@ from ..core.errors import TsunaguError
 from ._common import console, fail
 
 
-def run_server(data_dir: Path, host: str, port: int, *, banner: str | None = None) -> None:
+def run_server(
+    data_dir: Path, host: str, port: int, *, banner: str | None = None, analytics_interval: float = 0.1
+) -> None:
     # The hot path allocates many short-lived containers and few cycles; collecting the
     # young generation every 700 allocations costs more than it frees.
     gc.set_threshold(50_000, 50, 100)
-    platform = Platform(data_dir)
+    platform = Platform(data_dir, flush_interval=analytics_interval)
     try:
         platform.lock()
     except TsunaguError as exc:

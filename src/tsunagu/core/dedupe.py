@@ -29,6 +29,7 @@ class Deduper:
             ids = self._by_day[day] = set()
             for old in [d for d in self._by_day if d <= day - self.days]:
                 del self._by_day[old]
+            self._sets = tuple(self._by_day[d] for d in sorted(self._by_day, reverse=True))
         ids.update(message_ids)
 
     def discard(self, message_ids: Iterable[str]) -> None:
