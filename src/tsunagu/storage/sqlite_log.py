@@ -138,40 +138,26 @@ class SqliteLog:
 
     # -- reading -----------------------------------------------------------------------
 
-    def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]:
+    def _select(self, where: str, params: tuple[int, ...], con: sqlite3.Connection | None = None) -> list[LogRecord]:
+        sql = f"SELECT seq, kind, received_at, body, ids, people FROM log WHERE {where}"
+        if con is not None:
+            return [LogRecord(*row) for row in con.execute(sql, params).fetchall()]
         with self._read_lock:
-            rows = self._read.execute(
-                "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
+            rows = self._read.execute(sql, params).fetchall()
         return [LogRecord(*row) for row in rows]
+
+    def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]:
+        return self._select("seq > ? ORDER BY seq LIMIT ?", (after_seq, limit))
 
     def tail(self, after_seq: int, limit: int = 200) -> list[LogRecord]:
         """Like `read`, on a connection of its own, for the one thread tailing the log."""
-        rows = self._tail.execute(
-            "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
-        return [LogRecord(*row) for row in rows]
+        return self._select("seq > ? ORDER BY seq LIMIT ?", (after_seq, limit), self._tail)
 
     def read_range(self, after_seq: int, upto_seq: int) -> list[LogRecord]:
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq > ? AND seq <= ? ORDER BY seq",
-                (after_seq, upto_seq),
-            ).fetchall()
-        return [LogRecord(*row) for row in rows]
+        return self._select("seq > ? AND seq <= ? ORDER BY seq", (after_seq, upto_seq))
 
     def read_seqs(self, seqs: list[int]) -> list[LogRecord]:
-        out: list[LogRecord] = []
-        with self._read_lock:
-            for seq in seqs:
-                row = self._read.execute(
-                    "SELECT seq, kind, received_at, body, ids, people FROM log WHERE seq = ?", (seq,)
-                ).fetchone()
-                if row:
-                    out.append(LogRecord(*row))
-        return out
+        return [rec for seq in seqs for rec in self._select("seq = ?", (seq,))]
 
     def last_seq(self) -> int:
         with self._read_lock:
