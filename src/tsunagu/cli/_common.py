@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
-
-from ..core.errors import TsunaguError
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # errors stay one copyable line
@@ -82,18 +79,6 @@ class Api:
         return body
 
 
-def api_options() -> Any:
-    return None
-
-
 Url = Annotated[str | None, typer.Option("--url", envvar="TSUNAGU_URL", help="the server's URL")]
 Token = Annotated[str | None, typer.Option("--token", envvar="TSUNAGU_TOKEN", help="the workspace's API token")]
 Workspace = Annotated[str, typer.Option("--workspace", "-w", envvar="TSUNAGU_WORKSPACE", help="workspace name")]
-
-
-def handle(exc: TsunaguError) -> None:
-    fail(exc.message)
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -100,4 +99,3 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
-_ = Path
