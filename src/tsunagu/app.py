@@ -151,6 +151,7 @@ class Platform:
     def asgi(self) -> Any:
         from .api.admin import build_admin_app
         from .api.ingest import INGEST_PATHS, handle_ingest
+        from .api.web import handle_settings, handle_tag, is_settings_path
 
         admin = build_admin_app(self)
         platform = self
@@ -158,6 +159,10 @@ class Platform:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http" and scope["path"] in INGEST_PATHS:
                 await handle_ingest(platform, scope, receive, send)
+            elif scope["type"] == "http" and scope["path"] == "/tag.js":
+                await handle_tag(scope, receive, send)
+            elif scope["type"] == "http" and is_settings_path(scope["path"]):
+                await handle_settings(platform, scope, receive, send)
             elif scope["type"] == "lifespan":
                 await _lifespan(platform, receive, send)
             else:

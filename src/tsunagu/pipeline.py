@@ -304,6 +304,10 @@ class WorkspacePipeline:
             self.failed = True
             if not fut.done():
                 fut.set_exception(Unavailable("the event log could not store the events; retry"))
+            for _, waiter in self._commit_waiters:  # what they wait for will never commit
+                if not waiter.done():
+                    waiter.set_exception(Unavailable("the event log failed; the workspace is reopening"))
+            self._commit_waiters = []
             return
         self.committed_seq = result.seq
         self.stats["accepted"] += accepted
@@ -346,9 +350,15 @@ class WorkspacePipeline:
             self.analytics.hand_over(rows, [])
 
     async def flush(self) -> None:
-        """Wait until analytics holds every acknowledged event and every person as of now."""
+        """Wait until analytics holds every event applied so far and every person as of now.
+
+        Applied, not just acknowledged: a person read from the engine may already show an
+        event whose commit is in flight, and its timeline must show it too.
+        """
         self._hand_over_people()
-        seq = self.committed_seq
+        seq = self.applied_seq
+        if self.committed_seq < seq and not self.failed:
+            await self._until_committed(seq)
         if not await asyncio.to_thread(self.analytics.wait_for, seq):
             raise Unavailable("the analytics store is behind; retry shortly")
         if self.analytics.error is not None and self.analytics.applied_seq() < seq:
