@@ -10,12 +10,14 @@ import httpx
 
 from ..conftest import Workspace
 
+# fmt: off
 PAGE = """<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>{title}</title>
 <script src="{tsunagu}/tag.js?key={key}" async></script></head>
 <body><h1>{title}</h1>
 <button id="cart" onclick="tsunagu.track('cart', {{sku: 'YH-OT001', price: 29800, quantity: 1}})">カートに入れる</button>
 <button id="login" onclick="tsunagu.identify('M-100', {{email: 'Hanako@Example.jp', name: '山田 花子'}})">ログイン</button>
-</body></html>"""
+</body></html>"""  # noqa: E501
+# fmt: on
 
 
 def _wait(fn: Any, timeout: float = 15) -> Any:
@@ -31,6 +33,13 @@ def _wait(fn: Any, timeout: float = 15) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.1)
+
+
+def _loaded_anonymous_id(page: Any) -> str:
+    return page.evaluate(
+        "new Promise(r => { const t = () => window.tsunagu && tsunagu.loaded ? r(tsunagu.anonymousId())"
+        " : setTimeout(t, 20); t(); })"
+    )
 
 
 def _lookup(ws: Workspace, typ: str, value: str) -> dict[str, Any] | None:
@@ -86,13 +95,9 @@ def test_the_anonymous_id_is_shared_by_the_sites_pages_and_survives_a_reload(bro
     context = browser.new_context()
     page = context.new_page()
     page.goto(a)
-    first = page.evaluate(
-        "new Promise(r => { const t = () => window.tsunagu && tsunagu.loaded ? r(tsunagu.anonymousId()) : setTimeout(t, 20); t(); })"
-    )
+    first = _loaded_anonymous_id(page)
     page.goto(b)
-    second = page.evaluate(
-        "new Promise(r => { const t = () => window.tsunagu && tsunagu.loaded ? r(tsunagu.anonymousId()) : setTimeout(t, 20); t(); })"
-    )
+    second = _loaded_anonymous_id(page)
     assert first == second
     assert any(c["name"] == "tsg_aid" and c["value"] == first for c in context.cookies())
     person = _wait(lambda: (p := _lookup(workspace, "anonymous_id", first)) and p["event_count"] >= 2 and p)
@@ -115,9 +120,7 @@ def test_utm_parameters_become_the_campaign_and_calls_made_before_the_tag_loads_
     context = browser.new_context()
     page = context.new_page()
     page.goto(url)
-    anonymous_id = page.evaluate(
-        "new Promise(r => { const t = () => window.tsunagu && tsunagu.loaded ? r(tsunagu.anonymousId()) : setTimeout(t, 20); t(); })"
-    )
+    anonymous_id = _loaded_anonymous_id(page)
     person = _wait(lambda: (p := _lookup(workspace, "anonymous_id", anonymous_id)) and p["event_count"] >= 2 and p)
     events = workspace.timeline(person["person_id"])
     landing = next(e for e in events if e["type"] == "page")
@@ -144,13 +147,6 @@ def test_segment_browser_sdk_settings_send_everything_to_tsunagu(workspace) -> N
     assert httpx.get(f"{workspace.url}/v1/projects/wk_nobody/settings").status_code == 404
 
 
-def _loaded_anonymous_id(page: Any) -> str:
-    return page.evaluate(
-        "new Promise(r => { const t = () => window.tsunagu && tsunagu.loaded ? r(tsunagu.anonymousId())"
-        " : setTimeout(t, 20); t(); })"
-    )
-
-
 def test_events_still_queued_when_the_page_goes_away_leave_by_beacon(browser, site, workspace) -> None:
     html = (
         "<!doctype html><html><head><title>slow</title>"
@@ -173,7 +169,8 @@ def test_events_the_server_did_not_take_are_kept_and_sent_from_a_later_page(brow
     dead = "http://127.0.0.1:9"  # nothing listens on the discard port
     offline = (
         "<!doctype html><html><head><title>offline</title>"
-        f"<script>window.__tsunagu_config = {{endpoint: '{dead}', key: '{workspace.write_key}', autoPage: false}};</script>"
+        "<script>window.__tsunagu_config = "
+        f"{{endpoint: '{dead}', key: '{workspace.write_key}', autoPage: false}};</script>"
         f"<script src='{workspace.url}/tag.js'></script></head><body>x</body></html>"
     )
     online = PAGE.format(title="online", tsunagu=workspace.url, key=workspace.write_key)
