@@ -83,6 +83,15 @@ class Platform:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def secret(self) -> bytes:
+        """The key that signs UI sessions: made once per data directory, owner-readable."""
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+        return path.read_bytes()
+
     # -- workspaces --------------------------------------------------------------------
 
     def workspace_dir(self, name: str) -> Path:
@@ -154,6 +163,16 @@ class Platform:
         from .api.web import handle_settings, handle_tag, is_settings_path
 
         admin = build_admin_app(self)
+        from starlette.responses import RedirectResponse
+
+        from .admin.views import build_ui
+
+        admin.mount("/ui", build_ui(self))
+
+        @admin.get("/", include_in_schema=False)
+        async def _root() -> RedirectResponse:
+            return RedirectResponse("/ui/")
+
         platform = self
 
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -140,6 +140,51 @@ async def workspace_pipeline(
 Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
 
 
+async def search_people(
+    pipe: WorkspacePipeline, *, q: str | None, trait: str | None, value: str | None, limit: int, offset: int
+) -> tuple[list[str], bool]:
+    """Person ids matching a search, newest activity first, and whether more follow.
+
+    `q` matches any identifier exactly (those come first) or any text in traits and
+    identifiers; `trait`/`value` match one trait.
+    """
+    exact: list[str] = []
+    where: list[str] = []
+    params: list[Any] = []
+    if q:
+        for typ in IDENTIFIER_TYPES:
+            norm = normalize_value(typ, q)
+            if norm and (p := pipe.engine.lookup(typ, norm)) and p.person_id not in exact:
+                exact.append(p.person_id)
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            "(CAST(traits AS VARCHAR) ILIKE ? ESCAPE '\\' OR CAST(identifiers AS VARCHAR) ILIKE ? ESCAPE '\\')"
+        )
+        params += [like, like]
+    if trait is not None:
+        if '"' in trait or not trait:
+            raise InvalidInput.for_field("trait", "must be a trait name without double quotes")
+        if value is None:
+            where.append("json_extract(traits, ?) IS NOT NULL")
+            params.append(f'$."{trait}"')
+        else:
+            where.append("json_extract_string(traits, ?) = ?")
+            params += [f'$."{trait}"', value]
+    if exact:
+        where.append("NOT list_contains(?, person_id)")
+        params.append(exact)
+    await pipe.flush()
+    sql = (
+        "SELECT person_id FROM people"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY last_seen DESC, person_id LIMIT ? OFFSET ?"
+    )
+    skip = max(0, offset - len(exact))
+    rows = await asyncio.to_thread(pipe.analytics.query, sql, [*params, limit + 1, skip])
+    ids = (exact[offset:] if offset < len(exact) else []) + [r[0] for r in rows]
+    return ids[:limit], len(ids) > limit
+
+
 def build_admin_app(platform: Platform) -> FastAPI:
     app = FastAPI(
         # Swagger UI and ReDoc load their scripts from a CDN; a self-hosted platform must
@@ -221,42 +266,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         offset = _decode_cursor(cursor, int) if cursor else 0
-        exact: list[str] = []  # identifier matches come first, on the first page
-        where: list[str] = []
-        params: list[Any] = []
-        if q:
-            for typ in IDENTIFIER_TYPES:
-                norm = normalize_value(typ, q)
-                if norm and (p := pipe.engine.lookup(typ, norm)) and p.person_id not in exact:
-                    exact.append(p.person_id)
-            like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(
-                "(CAST(traits AS VARCHAR) ILIKE ? ESCAPE '\\' OR CAST(identifiers AS VARCHAR) ILIKE ? ESCAPE '\\')"
-            )
-            params += [like, like]
-        if trait is not None:
-            if '"' in trait or not trait:
-                raise InvalidInput.for_field("trait", "must be a trait name without double quotes")
-            if value is None:
-                where.append("json_extract(traits, ?) IS NOT NULL")
-                params.append(f'$."{trait}"')
-            else:
-                where.append("json_extract_string(traits, ?) = ?")
-                params += [f'$."{trait}"', value]
-        if exact:
-            where.append("NOT list_contains(?, person_id)")
-            params.append(exact)
-        await pipe.flush()
-        sql = (
-            "SELECT person_id FROM people"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY last_seen DESC, person_id LIMIT ? OFFSET ?"
-        )
-        skip = max(0, offset - len(exact))
-        rows = await asyncio.to_thread(pipe.analytics.query, sql, [*params, limit + 1, skip])
-        ids = (exact[offset:] if offset < len(exact) else []) + [r[0] for r in rows]
-        people = [person_json(p) for pid in ids[:limit] if (p := pipe.engine.get(pid))]
-        nxt = _encode_cursor(offset + limit) if len(ids) > limit else None
+        ids, more = await search_people(pipe, q=q, trait=trait, value=value, limit=limit, offset=offset)
+        people = [person_json(p) for pid in ids if (p := pipe.engine.get(pid))]
+        nxt = _encode_cursor(offset + limit) if more else None
         return {"people": people, "next_cursor": nxt}
 
     @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"])

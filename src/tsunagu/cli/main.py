@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Annotated
 
 import typer
@@ -26,6 +27,7 @@ app.add_typer(people.app, name="people")
 app.add_typer(user.app, name="user")
 app.command("demo")(demo)
 
+DEMO_USER = "admin@example.com"
 Host = Annotated[str, typer.Option("--host", help="interface to listen on")]
 Port = Annotated[int, typer.Option("--port", "-p", help="port to listen on")]
 
@@ -60,7 +62,9 @@ def quickstart(
             platform.lock()
             creds = ensure_workspace(platform, "demo")
             if creds:
-                save_credentials(data_dir, creds.to_dict())
+                password = secrets.token_urlsafe(12)
+                platform.control.create_user("demo", DEMO_USER, password)
+                save_credentials(data_dir, {**creds.to_dict(), "ui_email": DEMO_USER, "ui_password": password})
                 console.print(f"created the demo workspace in [bold]{data_dir}[/]; loading {size:,} people…")
                 await load_demo(platform, "demo", size, 42, None)
         except TsunaguError as exc:
@@ -78,6 +82,8 @@ def quickstart(
             "  workspace:          demo",
             f"  write key (ingest): [cyan]{creds.get('write_key', '?')}[/]",
             f"  API token (admin):  [cyan]{creds.get('api_token', '?')}[/]",
+            f"  admin UI:           [bold cyan]{url}/ui/[/]  workspace demo, "
+            f"{creds.get('ui_email', '?')} / [cyan]{creds.get('ui_password', '?')}[/]",
             f"  OpenAPI:            {url}/openapi.json",
             "  try:  tsunagu people search ゴールド   |   "
             f"curl -u {creds.get('write_key', 'WRITE_KEY')}: {url}/v1/track "

@@ -1,0 +1,74 @@
+"""UI text in Japanese and English. The language follows the browser, with a switch."""
+
+from __future__ import annotations
+
+__all__ = ["LANGUAGES", "pick_language", "translator"]
+
+LANGUAGES = ("ja", "en")
+
+_TEXT: dict[str, dict[str, str]] = {
+    "overview": {"ja": "概要", "en": "Overview"},
+    "people": {"ja": "顧客", "en": "People"},
+    "live": {"ja": "ライブ", "en": "Live"},
+    "logout": {"ja": "ログアウト", "en": "Log out"},
+    "login": {"ja": "ログイン", "en": "Log in"},
+    "workspace": {"ja": "ワークスペース", "en": "Workspace"},
+    "email": {"ja": "メールアドレス", "en": "Email"},
+    "password": {"ja": "パスワード", "en": "Password"},
+    "login_failed": {
+        "ja": "ワークスペース・メールアドレス・パスワードのいずれかが違います",
+        "en": "Wrong workspace, email or password",
+    },
+    "search": {"ja": "検索", "en": "Search"},
+    "search_hint": {"ja": "会員ID・メール・電話・名前・属性で検索", "en": "Member id, email, phone, name or any trait"},
+    "people_count": {"ja": "顧客数", "en": "People"},
+    "identified": {"ja": "会員（識別済み）", "en": "Identified"},
+    "events_per_minute": {"ja": "イベント数／分（直近60分）", "en": "Events per minute (last 60 minutes)"},
+    "by_channel": {"ja": "チャネル別イベント", "en": "Events by channel"},
+    "by_event": {"ja": "イベント別", "en": "Events by name"},
+    "identifiers": {"ja": "識別子", "en": "Identifiers"},
+    "traits": {"ja": "属性", "en": "Traits"},
+    "first_seen": {"ja": "初回", "en": "First seen"},
+    "last_seen": {"ja": "最終", "en": "Last seen"},
+    "channels": {"ja": "利用チャネル", "en": "Channels"},
+    "timeline": {"ja": "タイムライン", "en": "Timeline"},
+    "all": {"ja": "すべて", "en": "All"},
+    "events": {"ja": "件", "en": "events"},
+    "merged_here": {"ja": "ここで統合", "en": "Merged here"},
+    "conflict": {"ja": "識別子の競合", "en": "Identifier conflict"},
+    "visit_web": {"ja": "Web訪問", "en": "Web visit"},
+    "visit_app": {"ja": "アプリ利用", "en": "App session"},
+    "visit_store": {"ja": "来店", "en": "Store visit"},
+    "visit_other": {"ja": "その他", "en": "Other"},
+    "no_results": {"ja": "該当なし", "en": "Nothing found"},
+    "next": {"ja": "次へ", "en": "Next"},
+    "name": {"ja": "名前", "en": "Name"},
+    "member_id": {"ja": "会員ID", "en": "Member id"},
+    "recent_events": {"ja": "最新のイベント（自動更新）", "en": "Latest events (refreshing)"},
+    "when": {"ja": "日時", "en": "When"},
+    "channel": {"ja": "チャネル", "en": "Channel"},
+    "event": {"ja": "イベント", "en": "Event"},
+    "person": {"ja": "顧客", "en": "Person"},
+    "details": {"ja": "内容", "en": "Details"},
+    "store": {"ja": "店舗", "en": "Store"},
+    "total": {"ja": "合計", "en": "Total"},
+    "not_found": {"ja": "見つかりません", "en": "Not found"},
+}
+
+
+def translator(lang: str):  # type: ignore[no-untyped-def]
+    def t(key: str) -> str:
+        entry = _TEXT.get(key)
+        return entry.get(lang, entry["en"]) if entry else key
+
+    return t
+
+
+def pick_language(cookie: str | None, accept_language: str | None) -> str:
+    if cookie in LANGUAGES:
+        return cookie  # type: ignore[return-value]
+    for part in (accept_language or "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return "ja"

@@ -1,0 +1,251 @@
+"""Admin UI views (Starlette + Jinja2, server-rendered, no third-party front-end code).
+
+Every page needs a login: a workspace user's email and password (argon2id), then a signed
+session cookie (HttpOnly, SameSite=Lax) that names the workspace, so a user of one
+workspace can never open another's people. Forms carry a CSRF token bound to the session
+(or, for the login form, to a cookie: double submit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..core.errors import TsunaguError
+from .i18n import LANGUAGES, pick_language, translator
+from .timeline import group_visits
+
+if TYPE_CHECKING:
+    from ..app import Platform
+    from ..pipeline import WorkspacePipeline
+
+__all__ = ["build_ui"]
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "tsg_session"
+LOGIN_CSRF_COOKIE = "tsg_login_csrf"
+SESSION_HOURS = 12
+SYSTEM_TYPES = ("merge", "identity_conflict")
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+def build_ui(platform: Platform) -> Starlette:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["yen"] = lambda v: f"¥{v:,.0f}" if isinstance(v, (int, float)) else ("" if v is None else str(v))
+    signer = URLSafeTimedSerializer(platform.secret(), salt="tsunagu-ui-session")
+
+    def tz(pipe: WorkspacePipeline) -> ZoneInfo:
+        return ZoneInfo(pipe.config.timezone)
+
+    def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
+        html = env.get_template(name).render(
+            request=request, t=translator(lang), lang=lang, languages=LANGUAGES, path=request.url.path, **ctx
+        )
+        resp = HTMLResponse(html, status_code=status)
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
+        )
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    def session(request: Request) -> dict[str, str]:
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            raise _LoginRequired
+        try:
+            data = signer.loads(raw, max_age=SESSION_HOURS * 3600)
+        except BadSignature:
+            raise _LoginRequired from None
+        if not isinstance(data, dict) or platform.control.workspace(data.get("ws", "")) is None:
+            raise _LoginRequired
+        return data
+
+    async def pipeline_for(request: Request) -> tuple[dict[str, str], WorkspacePipeline]:
+        s = session(request)
+        return s, await platform.pipeline(s["ws"])
+
+    # -- login ---------------------------------------------------------------------------
+
+    async def login(request: Request) -> Response:
+        error = None
+        if request.method == "POST":
+            form = await request.form()
+            token = request.cookies.get(LOGIN_CSRF_COOKIE)
+            if not token or form.get("csrf") != token:
+                error = "csrf"
+            else:
+                ws = str(form.get("workspace", "")).strip()
+                email = str(form.get("email", "")).strip()
+                password = str(form.get("password", ""))
+                ok = platform.control.workspace(ws) is not None and await asyncio.to_thread(
+                    platform.control.verify_user, ws, email, password
+                )
+                if ok:
+                    data = {"ws": ws, "email": email.lower(), "csrf": secrets.token_urlsafe(24)}
+                    resp = RedirectResponse("/ui/", status_code=303)
+                    resp.set_cookie(
+                        SESSION_COOKIE, signer.dumps(data), max_age=SESSION_HOURS * 3600, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/ui",
+                    )  # fmt: skip
+                    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+                    return resp
+                error = "login_failed"
+        token = secrets.token_urlsafe(24)
+        resp = render(request, "login.html", status=400 if error else 200, csrf=token, error=error)
+        resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        s = session(request)
+        form = await request.form()
+        if form.get("csrf") != s["csrf"]:
+            return Response("CSRF token missing or wrong", status_code=403)
+        resp = RedirectResponse("/ui/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/ui")
+        return resp
+
+    async def set_language(request: Request) -> Response:
+        lang = request.query_params.get("to", "ja")
+        nxt = request.query_params.get("next", "/ui/")
+        if not nxt.startswith("/ui"):  # never an open redirect
+            nxt = "/ui/"
+        resp = RedirectResponse(nxt, status_code=303)
+        if lang in LANGUAGES:
+            resp.set_cookie("tsg_lang", lang, max_age=365 * 86400, samesite="lax", path="/ui")
+        return resp
+
+    # -- pages ---------------------------------------------------------------------------
+
+    async def overview(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        await pipe.flush()
+        now = platform.clock()
+        since = now - 3600_000
+        q = pipe.analytics.query
+        ((people, identified),) = await asyncio.to_thread(
+            q, "SELECT count(*), count(*) FILTER (WHERE json_extract(identifiers, '$.user_id') IS NOT NULL) FROM people"
+        )
+        by_channel = await asyncio.to_thread(
+            q, "SELECT channel, count(*) n FROM events WHERE type NOT IN ('merge', 'identity_conflict')"
+            " GROUP BY 1 ORDER BY n DESC",
+        )  # fmt: skip
+        by_event = await asyncio.to_thread(
+            q, "SELECT CASE WHEN type = 'track' THEN event ELSE type END, count(*) n FROM events"
+            " WHERE type NOT IN ('merge', 'identity_conflict')"
+            " GROUP BY 1 ORDER BY n DESC LIMIT 12",
+        )  # fmt: skip
+        per_minute = dict(
+            await asyncio.to_thread(
+                q,
+                "SELECT epoch_ms(date_trunc('minute', received_at)) m, count(*) FROM events"
+                " WHERE epoch_ms(received_at) >= ? AND type NOT IN ('merge', 'identity_conflict') GROUP BY 1",
+                [since],
+            )
+        )
+        minute0 = (since // 60_000 + 1) * 60_000
+        minutes = [(m, per_minute.get(m, 0)) for m in range(minute0, now + 1, 60_000)]
+        zone = tz(pipe)
+        return render(
+            request, "overview.html", s=s, people=people, identified=identified,
+            share=(identified / people * 100) if people else 0, by_channel=by_channel, by_event=by_event,
+            minutes=[(datetime.fromtimestamp(m / 1000, zone).strftime("%H:%M"), n) for m, n in minutes],
+            max_minute=max([n for _, n in minutes] + [1]), max_channel=max([n for _, n in by_channel] + [1]),
+            max_event=max([n for _, n in by_event] + [1]),
+        )  # fmt: skip
+
+    async def people(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        qtext = request.query_params.get("q", "").strip()
+        offset = max(0, int(request.query_params.get("offset", "0") or 0))
+        limit = 50
+        from ..api.admin import search_people
+
+        ids, more = await search_people(pipe, q=qtext or None, trait=None, value=None, limit=limit, offset=offset)
+        rows = [p for pid in ids if (p := pipe.engine.get(pid))]
+        return render(
+            request, "people.html", s=s, q=qtext, people=rows, offset=offset, limit=limit, more=more,
+            fmt=lambda ms: _fmt(ms, tz(pipe)),
+        )  # fmt: skip
+
+    async def karte(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        person = pipe.engine.get(request.path_params["person_id"])
+        if person is None:
+            return render(request, "not_found.html", status=404, s=s)
+        channel = request.query_params.get("channel") or None
+        event = request.query_params.get("event") or None
+        rows, _ = await pipe.timeline(
+            person, limit=1000, channels=[channel] if channel else (), events=[event] if event else ()
+        )
+        zone = tz(pipe)
+        visits = group_visits(rows, zone)
+        names = sorted({r["event"] for r in rows if r["type"] == "track" and r["event"]})
+        return render(
+            request, "karte.html", s=s, p=person, traits=person.traits, visits=visits, channel=channel,
+            event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone),
+        )  # fmt: skip
+
+    async def live(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        await pipe.flush()
+        rows = await asyncio.to_thread(
+            pipe.analytics.query_dicts,
+            "SELECT epoch_ms(received_at) received_at, epoch_ms(timestamp) ts, type, event, channel, store_id,"
+            " person_id, user_id, anonymous_id FROM events WHERE type NOT IN ('merge', 'identity_conflict')"
+            " ORDER BY received_at DESC, seq DESC LIMIT 50",
+        )
+        for r in rows:
+            r["person"] = pipe.engine.canonical(r["person_id"]) or r["person_id"]
+        zone = tz(pipe)
+        template = "live_rows.html" if request.query_params.get("fragment") else "live.html"
+        return render(request, template, s=s, rows=rows, fmt=lambda ms: _fmt(ms, zone, seconds=True))
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/ui/", status_code=307)
+
+    def guarded(fn: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except _LoginRequired:
+                return RedirectResponse("/ui/login", status_code=303)
+            except TsunaguError as exc:
+                return Response(exc.message, status_code=exc.status)
+
+        return endpoint
+
+    routes = [
+        Route("/", guarded(overview)),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", guarded(logout), methods=["POST"]),
+        Route("/lang", set_language),
+        Route("/people", guarded(people)),
+        Route("/people/{person_id}", guarded(karte)),
+        Route("/live", guarded(live)),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes)
+
+
+def _fmt(ms: int | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
+    if ms is None:
+        return "-"
+    dt = datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone)
+    return dt.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
