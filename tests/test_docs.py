@@ -38,5 +38,5 @@ def test_the_readme_quick_start_is_two_commands_and_ci_runs_the_second() -> None
     readme = (root / "README.md").read_text()
     ci = (root / ".ci" / "run").read_text()
     assert "pip install -e . && tsunagu quickstart" in readme
-    assert "pip install -e '.[dev]' && python -m pytest tests" in readme
-    assert "pip install -e '.[dev]' && python -m pytest tests" in ci
+    assert "pip install -e '.[dev]' && npm ci --no-audit --no-fund && python -m pytest tests" in readme
+    assert "pip install -e '.[dev]' && npm ci --no-audit --no-fund && python -m pytest tests" in ci

@@ -160,7 +160,7 @@ class Platform:
     def asgi(self) -> Any:
         from .api.admin import build_admin_app
         from .api.ingest import INGEST_PATHS, handle_ingest
-        from .api.web import handle_settings, handle_tag, is_settings_path
+        from .api.web import handle_browser_sdk, handle_settings, handle_tag, is_browser_sdk_path, is_settings_path
 
         admin = build_admin_app(self)
         from starlette.responses import RedirectResponse
@@ -182,6 +182,8 @@ class Platform:
                 await handle_tag(scope, receive, send)
             elif scope["type"] == "http" and is_settings_path(scope["path"]):
                 await handle_settings(platform, scope, receive, send)
+            elif scope["type"] == "http" and is_browser_sdk_path(scope["path"]):
+                await handle_browser_sdk(scope, receive, send)
             elif scope["type"] == "lifespan":
                 await _lifespan(platform, receive, send)
             else:

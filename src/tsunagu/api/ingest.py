@@ -33,7 +33,8 @@ _SINGLE = {
     "group": "group", "g": "group", "alias": "alias", "a": "alias",
 }  # fmt: skip
 _BATCH = {"batch", "b", "import"}
-INGEST_PATHS = frozenset(f"/v1/{k}" for k in (*_SINGLE, *_BATCH))
+# /v1/m: the Segment browser SDK's own metrics, answered and dropped (never sent on)
+INGEST_PATHS = frozenset([*(f"/v1/{k}" for k in (*_SINGLE, *_BATCH)), "/v1/m"])
 # A compressed body is read up to this much before it is inflated (and the inflated
 # size is capped at MAX_BATCH_BYTES), so a gzip bomb costs us at most this.
 _MAX_WIRE_BYTES = MAX_BATCH_BYTES + 1024
@@ -111,6 +112,9 @@ async def handle_ingest(platform: Platform, scope: dict[str, Any], receive: Any,
         await send_json(send, 405, {"error": {"status": 405, "code": "method_not_allowed", "message": "use POST"}})
         return
     name = scope["path"][4:]
+    if name == "m":
+        await send_json(send, 200, _OK)
+        return
     try:
         header_key = _basic_user(scope)
         body = await _read_body(scope, receive)

@@ -18,7 +18,11 @@ from .responses import CORS_HEADERS, send_error, send_json
 if TYPE_CHECKING:
     from ..app import Platform
 
-__all__ = ["handle_settings", "handle_tag", "is_settings_path"]
+__all__ = ["handle_browser_sdk", "handle_settings", "handle_tag", "is_browser_sdk_path", "is_settings_path"]
+
+# Where the Segment browser SDK's files are (its npm package's dist/umd): with it set,
+# tsunagu is the SDK's whole CDN, and a site only changes the CDN address.
+SDK_DIR_ENV = "TSUNAGU_BROWSER_SDK_DIR"
 
 
 @cache
@@ -87,3 +91,43 @@ async def handle_settings(platform: Platform, scope: dict[str, Any], receive: An
             "remotePlugins": [],
         },
     )
+
+
+def is_browser_sdk_path(path: str) -> bool:
+    return path.startswith("/analytics-next/bundles/") or (
+        path.startswith("/analytics.js/v1/") and path.endswith("/analytics.min.js")
+    )
+
+
+async def handle_browser_sdk(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Serve the Segment browser SDK (standalone build and its chunks) from its npm package."""
+    import os
+    from pathlib import Path
+
+    directory = os.environ.get(SDK_DIR_ENV)
+    if not directory:
+        await send_error(
+            send,
+            NotFound.for_field(
+                "path",
+                f"this server does not host the Segment browser SDK: set {SDK_DIR_ENV} to the dist/umd folder "
+                "of the @segment/analytics-next npm package",
+            ),
+        )
+        return
+    path = scope["path"]
+    name = "standalone.js" if path.startswith("/analytics.js/") else path.rsplit("/", 1)[-1]
+    root = Path(directory).resolve()
+    file = (root / name).resolve()
+    if file.parent != root or not file.is_file() or not name.endswith(".js"):
+        await send_error(send, NotFound.for_field("path", f"no SDK file {name!r}"))
+        return
+    body = file.read_bytes()
+    headers = [
+        (b"content-type", b"application/javascript; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"public, max-age=3600"),
+        *CORS_HEADERS,
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
