@@ -104,3 +104,30 @@ def test_the_sdk_files_are_served_only_from_the_configured_package(sdk_server: S
     assert httpx.get(f"{sdk_server.url}/analytics-next/bundles/..%2F..%2Fpackage.json").status_code == 404
     r = httpx.get(f"{server.url}/analytics.js/v1/wk_x/analytics.min.js")  # a server without the SDK
     assert r.status_code == 404 and "TSUNAGU_BROWSER_SDK_DIR" in r.json()["error"]["message"]
+
+
+def test_segment_browser_sdk_in_batching_mode_posts_to_v1_b(browser, site, sdk_server: Server) -> None:
+    ws: Workspace = sdk_server.create_workspace()
+    options = (
+        '{integrations: {"Segment.io": {deliveryStrategy: {strategy: "batching", config: {size: 3, timeout: 200}}}}}'
+    )
+    html = SNIPPET.replace('analytics.load("WRITE_KEY");', f'analytics.load("WRITE_KEY", {options});')
+    url = site.page("batching.html", html.replace("CDN", sdk_server.url).replace("WRITE_KEY", ws.write_key))
+    context = browser.new_context()
+    page = context.new_page()
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(urlparse(r.url).path) if r.method == "POST" else None)
+    page.goto(url)
+    page.wait_for_function("window.analytics && window.analytics.initialized === true", timeout=15000)
+    page.click("#buy")
+    page.click("#login")
+
+    def person() -> dict[str, Any] | None:
+        with ws.client() as c:
+            r = c.get("/api/v1/people/lookup", params={"type": "user_id", "value": "M-55"})
+        return r.json() if r.status_code == 200 and r.json()["event_count"] >= 3 else None
+
+    p = _wait(person)
+    assert p["traits"]["email"] == "taro@example.jp"
+    assert "/v1/b" in posts and not {"/v1/t", "/v1/i", "/v1/p"} & set(posts), posts
+    context.close()

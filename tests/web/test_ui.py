@@ -144,8 +144,19 @@ def test_the_karte_shows_web_and_store_visits_and_where_the_anonymous_part_joine
     page.wait_for_selector(".visit")
     assert page.locator(".visit").count() == 1
 
+    # on a store tablet the profile stacks above the timeline
+    page.set_viewport_size({"width": 768, "height": 1024})
+    page.goto(f"{server.url}/ui/people/{person['person_id']}")
+    profile, timeline = page.locator(".profile").bounding_box(), page.locator(".timeline").bounding_box()
+    assert profile and timeline and timeline["y"] >= profile["y"] + profile["height"]
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     page.goto(f"{server.url}/ui/")
     assert page.locator(".stat .value").first.inner_text() != ""
+    assert page.locator("table.bars tr").count() >= 2  # events by channel and by name are drawn
+    overview = tmp_path / "overview.png"
+    page.screenshot(path=str(overview), full_page=True)
+    assert overview.stat().st_size > 10_000
     page.goto(f"{server.url}/ui/people?q=hanako@example.jp")
     page.click("table.list a")
     assert page.url.endswith(person["person_id"])
