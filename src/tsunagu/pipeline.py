@@ -93,7 +93,7 @@ def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
         c["context"] += ctxs
         c["traits"] += traits
     for pid, typ, ts, mid, props in markers:
-        other = props.get("merged_person_id") or props.get("refused") or props.get("person_id")
+        other = props.get("merged_person_id") or props.get("refused") or props.get("person_id") or props.get("segment")
         for name, value in (
             ("seq", rec.seq), ("message_id", f"{mid}#{typ}:{other}"), ("person_id", pid), ("type", typ),
             ("event", None), ("channel", "system"), ("store_id", None), ("timestamp", ts), ("received_at", ts),

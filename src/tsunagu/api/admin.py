@@ -57,6 +57,7 @@ class PersonOut(BaseModel):
     event_count: int
     merged_ids: list[str] = Field(description="person ids merged into this one")
     conflicts: list[dict[str, Any]] = Field(description="identifiers refused because they would join two user_ids")
+    segments: list[str] = Field(default_factory=list, description="the live segments this person is in")
 
 
 class EventOut(BaseModel):

@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..app import Platform
 from ..core.errors import TsunaguError
-from . import people, user, workspace
+from . import people, segments, user, workspace
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, load_credentials, save_credentials
 from .demo import demo, ensure_workspace, load_demo
 from .serve import run_server
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(people.app, name="people")
 app.add_typer(user.app, name="user")
+app.add_typer(segments.app, name="segments")
 app.command("demo")(demo)
 
 DEMO_USER = "admin@example.com"

@@ -17,11 +17,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .config import WorkspaceConfig
 from .events import Event
 from .identity import identifiers_of, split_key
 from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
+from .segments import Did, Segment, day_of, did_matches, evaluate
 
 __all__ = ["Applied", "Engine", "Forgotten", "Marker"]
 
@@ -70,6 +72,12 @@ class Engine:
         self.dirty_state: set[str] = set()  # taken by analytics, not yet checkpointed
         self.removed: set[str] = set()  # merged away or forgotten since the last checkpoint
         self._unique = frozenset(self.config.unique_identifiers)
+        self.segments: dict[str, Segment] = {}
+        self._counters_by_event: dict[str, list[Did]] = {}  # event name -> conditions to count
+        self._segments_by_event: dict[str, list[Segment]] = {}
+        self._segments_by_trait: list[Segment] = []
+        self._zone = ZoneInfo(self.config.timezone)
+        self._pending_new: list[Person] = []
 
     # -- reads -------------------------------------------------------------------------
 
@@ -120,6 +128,8 @@ class Engine:
                 pid = self._link(ev, keys, out)
             p = persons[pid]
             ts = ev.timestamp
+            if p.event_count == 0 and self.segments:
+                self._pending_new.append(p)
             if p.event_count == 0:
                 p.first_seen = p.last_seen = ts
             elif ts < p.first_seen:
@@ -131,11 +141,64 @@ class Engine:
             ch[ev.channel] = ch.get(ev.channel, 0) + 1
             if ev.store_id is not None:
                 p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
-            if ev.type == "identify" and ev.traits:
-                apply_traits(p, ev.traits, ts, ev.message_id)
+            traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
+            if self.segments:
+                if self._pending_new:  # a new person: every segment gets its first look
+                    self._segments_on_event(p, ev, bool(traits_changed), out)
+                    self._evaluate(p, self.segments.values(), ev.received_at, ev.message_id, out)
+                    self._pending_new.clear()
+                elif traits_changed or ev.event in self._segments_by_event:
+                    self._segments_on_event(p, ev, bool(traits_changed), out)
             dirty.add(pid)
             out.person_ids.append(pid)
         return out
+
+    # -- segments ------------------------------------------------------------------------
+
+    def set_segments(self, segments: Iterable[Segment]) -> None:
+        """Register the live segments; conditions are indexed by the event that can change them."""
+        self.segments = {seg.name: seg for seg in segments}
+        by_event: dict[str, dict[str, Did]] = {}
+        seg_by_event: dict[str, list[Segment]] = {}
+        for seg in self.segments.values():
+            for cond in seg.counters:
+                by_event.setdefault(cond.event, {})[cond.key] = cond
+                if seg not in seg_by_event.setdefault(cond.event, []):
+                    seg_by_event[cond.event].append(seg)
+        self._counters_by_event = {name: list(conds.values()) for name, conds in by_event.items()}
+        self._segments_by_event = seg_by_event
+        self._segments_by_trait = [seg for seg in self.segments.values() if seg.traits]
+
+    def _segments_on_event(self, p: Person, ev: Event, traits_changed: bool, out: Applied) -> None:
+        if ev.type == "track" and ev.event in self._counters_by_event:
+            props = ev.props()
+            day = day_of(ev.timestamp, self._zone)
+            for cond in self._counters_by_event[ev.event]:
+                if did_matches(cond, ev.event, ev.channel, ev.store_id, props):
+                    buckets = p.counters.setdefault(cond.key, {})
+                    buckets[day] = buckets.get(day, 0) + 1
+        affected = list(self._segments_by_event.get(ev.event or "", ()) if ev.type == "track" else ())
+        if traits_changed:
+            affected += [seg for seg in self._segments_by_trait if seg not in affected]
+        self._evaluate(p, affected, ev.received_at, ev.message_id, out)
+
+    def _evaluate(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: Applied) -> None:
+        """Recompute membership as of `now`; entering and leaving go on the timeline."""
+        today = day_of(now, self._zone)
+        traits = p.traits
+        for seg in segments:
+            inside = seg.name in p.segments
+            now_in = evaluate(seg.rule, traits, p.counters, today)
+            if now_in != inside:
+                if now_in:
+                    p.segments = [*p.segments, seg.name]
+                else:
+                    p.segments = [s for s in p.segments if s != seg.name]
+                out.markers.append(
+                    Marker(
+                        p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": seg.name}
+                    )
+                )
 
     def _previous_key(self, previous_id: str) -> str:
         # Segment's alias does not say what previousId is; use whatever we know it as.
@@ -239,6 +302,9 @@ class Engine:
         self.dirty_state.discard(loser.person_id)
         self.removed.add(loser.person_id)
         out.merged.append((loser.person_id, survivor.person_id))
+        if self.segments:
+            survivor.segments = sorted(set(survivor.segments) | set(loser.segments))
+            self._evaluate(survivor, self.segments.values(), ev.received_at, ev.message_id, out)
         out.markers.append(
             Marker(
                 survivor.person_id,

@@ -39,6 +39,10 @@ class Person(msgspec.Struct, kw_only=True, gc=False):
     merged_ids: list[str] = msgspec.field(default_factory=list)
     #: identifiers this person could not be linked to, and why
     conflicts: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: event-condition counter key -> calendar day -> count (what segment rules read)
+    counters: dict[str, dict[int, int]] = msgspec.field(default_factory=dict)
+    #: the segments this person is in
+    segments: list[str] = msgspec.field(default_factory=list)
 
     @property
     def traits(self) -> dict[str, Any]:
@@ -63,6 +67,7 @@ class Person(msgspec.Struct, kw_only=True, gc=False):
             "event_count": self.event_count,
             "merged_ids": self.merged_ids,
             "conflicts": self.conflicts,
+            "segments": self.segments,
         }
 
 
@@ -128,3 +133,7 @@ def merge_into(survivor: Person, loser: Person) -> None:
         if pid not in survivor.merged_ids:
             survivor.merged_ids.append(pid)
     survivor.conflicts = (survivor.conflicts + loser.conflicts)[-MAX_CONFLICTS:]
+    for key, days in loser.counters.items():
+        mine = survivor.counters.setdefault(key, {})
+        for day, n in days.items():
+            mine[day] = mine.get(day, 0) + n

@@ -1,0 +1,1 @@
+"""SQL written once with sqlglot's expression builder and generated for any dialect."""
