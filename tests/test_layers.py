@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tsunagu"
 ALLOWED = {
     "core": {"core"},
     "storage": {"core", "storage"},
-    "api": {"core", "api", "pipeline", "__init__"},
+    "api": {"core", "api", "pipeline", "sql", "__init__"},
+    "sql": {"core", "sql"},
     "demo": {"demo"},
 }
 # the core runs anywhere: the standard library and msgspec's structs only

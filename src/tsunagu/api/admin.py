@@ -10,8 +10,9 @@ import asyncio
 import base64
 import binascii
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -25,7 +26,9 @@ from ..core.config import IDENTIFIER_TYPES
 from ..core.errors import FieldError, InvalidInput, NotFound, TsunaguError, Unauthorized
 from ..core.identity import normalize_value
 from ..core.people import Person
+from ..core.segments import day_of, parse_rule
 from ..pipeline import WorkspacePipeline
+from ..sql.segments import DIALECTS, compile_segment
 
 if TYPE_CHECKING:
     from ..app import Platform
@@ -95,6 +98,19 @@ class DeletedOut(BaseModel):
     events: int
     timeline_entries: int
     log_records_rewritten: int
+
+
+class SegmentPreviewIn(BaseModel):
+    rule: dict[str, Any] = Field(description="a segment rule (docs/segments.md)")
+    dialect: str = Field(default="duckdb", description="also show the SQL in this dialect")
+    sample: int = Field(default=20, ge=0, le=1000, description="how many members to return")
+
+
+class SegmentPreviewOut(BaseModel):
+    count: int
+    sample: list[PersonOut]
+    sql: str
+    evaluated_on: str = Field(description="the day windows end on, in the workspace's time zone")
 
 
 class WorkspaceOut(BaseModel):
@@ -303,6 +319,31 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "person_id": person.person_id,
             "events": rows,
             "next_cursor": _encode_cursor(list(nxt)) if nxt else None,
+        }
+
+    @app.post("/api/v1/segments/preview", response_model=SegmentPreviewOut, tags=["segments"])
+    async def preview_segment(pipe: Pipe, body: SegmentPreviewIn, request: Request) -> dict[str, Any]:
+        """Count a rule's members now (bulk SQL over the analytics store) and show a sample."""
+        rule = parse_rule(body.rule)
+        if body.dialect not in DIALECTS:
+            raise InvalidInput.for_field("dialect", f"{body.dialect!r} is not one of {', '.join(DIALECTS)}")
+        zone = ZoneInfo(pipe.config.timezone)
+        today = day_of(request.app.state.platform.clock(), zone)
+        tz = pipe.config.timezone
+        members_sql = compile_segment(rule, today=today, timezone=tz)
+        await pipe.flush()
+        rows = await asyncio.to_thread(
+            pipe.analytics.query,
+            f"WITH members AS ({members_sql}) SELECT (SELECT count(*) FROM members),"
+            " (SELECT list(person_id ORDER BY person_id) FROM (SELECT person_id FROM members LIMIT ?))",
+            [body.sample],
+        )
+        count, sample = rows[0]
+        return {
+            "count": count,
+            "sample": [person_json(p) for pid in (sample or []) if (p := pipe.engine.get(pid))],
+            "sql": compile_segment(rule, today=today, timezone=tz, dialect=body.dialect, pretty=True),
+            "evaluated_on": (date(1970, 1, 1) + timedelta(days=today)).isoformat(),
         }
 
     @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
