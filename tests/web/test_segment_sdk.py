@@ -68,6 +68,13 @@ def _wait(fn: Any, timeout: float = 20) -> Any:
     raise AssertionError("timed out")
 
 
+def _member(ws: Workspace) -> dict[str, Any] | None:
+    """M-55 once the page, the view and the identify have all arrived."""
+    with ws.client() as c:
+        r = c.get("/api/v1/people/lookup", params={"type": "user_id", "value": "M-55"})
+    return r.json() if r.status_code == 200 and r.json()["event_count"] >= 3 else None
+
+
 def test_segment_browser_sdk_pointed_at_tsunagu_sends_track_and_identify_to_it_only(
     browser, site, sdk_server: Server
 ) -> None:
@@ -82,12 +89,7 @@ def test_segment_browser_sdk_pointed_at_tsunagu_sends_track_and_identify_to_it_o
     page.click("#buy")
     page.click("#login")
 
-    def person() -> dict[str, Any] | None:
-        with ws.client() as c:
-            r = c.get("/api/v1/people/lookup", params={"type": "user_id", "value": "M-55"})
-        return r.json() if r.status_code == 200 and r.json()["event_count"] >= 3 else None
-
-    p = _wait(person)
+    p = _wait(lambda: _member(ws))
     events = ws.timeline(p["person_id"], type=["page", "track", "identify"])
     assert sorted((e["type"], e["event"]) for e in events) == [("identify", None), ("page", None), ("track", "view")]
     view = next(e for e in events if e["type"] == "track")
@@ -122,12 +124,7 @@ def test_segment_browser_sdk_in_batching_mode_posts_to_v1_b(browser, site, sdk_s
     page.click("#buy")
     page.click("#login")
 
-    def person() -> dict[str, Any] | None:
-        with ws.client() as c:
-            r = c.get("/api/v1/people/lookup", params={"type": "user_id", "value": "M-55"})
-        return r.json() if r.status_code == 200 and r.json()["event_count"] >= 3 else None
-
-    p = _wait(person)
+    p = _wait(lambda: _member(ws))
     assert p["traits"]["email"] == "taro@example.jp"
     assert "/v1/b" in posts and not {"/v1/t", "/v1/i", "/v1/p"} & set(posts), posts
     context.close()
