@@ -24,19 +24,20 @@ def _workspace_class(server: Any) -> type:
     return type(server).create_workspace.__globals__["Workspace"]
 
 
+def new_workspace(server: Any) -> Any:
+    """A fresh workspace on `server`, made in its control database directly."""
+    store = ControlStore(server.data_dir / "control.sqlite")
+    try:
+        creds = store.create_workspace("ws-" + uuid.uuid4().hex[:12])
+    finally:
+        store.close()
+    return _workspace_class(server)(creds.workspace, creds.write_key, creds.api_token, server.url)
+
+
 @pytest.fixture(scope="module")
 def make_workspace(server: Any) -> Callable[[], Any]:
     """A factory of fresh workspaces on the module's server."""
-
-    def make() -> Any:
-        store = ControlStore(server.data_dir / "control.sqlite")
-        try:
-            creds = store.create_workspace("ws-" + uuid.uuid4().hex[:12])
-        finally:
-            store.close()
-        return _workspace_class(server)(creds.workspace, creds.write_key, creds.api_token, server.url)
-
-    return make
+    return lambda: new_workspace(server)
 
 
 @pytest.fixture

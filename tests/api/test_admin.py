@@ -3,7 +3,6 @@ restart, and across a rebuild of every derived store from the event log)."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tsunagu.storage.control import ControlStore
+from ..conftest import free_port
+from .conftest import new_workspace
 
 
 def ok(r: httpx.Response) -> dict[str, Any]:
@@ -392,26 +392,15 @@ def test_a_deleted_person_coming_back_starts_a_fresh_person_without_the_old_hist
 def restartable(server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A second server of the same kind for the restart tests, holding few workspaces, so a
     restart (which closes and reopens every workspace) stays quick and leaves `server` alone."""
-    own = type(server)(tmp_path_factory.mktemp("restartable"), _free_port())
+    own = type(server)(tmp_path_factory.mktemp("restartable"), free_port())
     own.start()
     yield own
     own.stop()
 
 
 @pytest.fixture
-def restart_workspace(restartable: Any, workspace: Any) -> Any:
-    store = ControlStore(restartable.data_dir / "control.sqlite")
-    try:
-        creds = store.create_workspace("ws-" + uuid.uuid4().hex[:12])
-    finally:
-        store.close()
-    return type(workspace)(creds.workspace, creds.write_key, creds.api_token, restartable.url)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def restart_workspace(restartable: Any) -> Any:
+    return new_workspace(restartable)
 
 
 def test_deleted_person_stays_deleted_after_a_server_restart(restartable, restart_workspace):

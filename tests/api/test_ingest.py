@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tsunagu.storage.control import ControlStore
+from ..conftest import free_port
+from .conftest import new_workspace
 
 
 @pytest.fixture
@@ -686,28 +686,17 @@ def test_an_acknowledged_event_is_readable_at_once(workspace):
 # down cleanly, so it is killed rather than stopped.
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def fragile(server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    own = type(server)(tmp_path_factory.mktemp("fragile"), _free_port())
+    own = type(server)(tmp_path_factory.mktemp("fragile"), free_port())
     own.start()
     yield own
     own.kill9()
 
 
 @pytest.fixture
-def fragile_workspace(fragile: Any, shared_workspace: Any) -> Any:
-    store = ControlStore(fragile.data_dir / "control.sqlite")
-    try:
-        creds = store.create_workspace("ws-" + uuid.uuid4().hex[:12])
-    finally:
-        store.close()
-    return type(shared_workspace)(creds.workspace, creds.write_key, creds.api_token, fragile.url)
+def fragile_workspace(fragile: Any) -> Any:
+    return new_workspace(fragile)
 
 
 def test_deeply_nested_batch_context_is_refused_and_never_breaks_the_timeline(fragile_workspace):

@@ -8,8 +8,10 @@ whose `Segment.io` integration sends every event back to tsunagu's `/v1/...` end
 from __future__ import annotations
 
 import gzip
+import os
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import NotFound
@@ -101,9 +103,6 @@ def is_browser_sdk_path(path: str) -> bool:
 
 async def handle_browser_sdk(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Serve the Segment browser SDK (standalone build and its chunks) from its npm package."""
-    import os
-    from pathlib import Path
-
     directory = os.environ.get(SDK_DIR_ENV)
     if not directory:
         await send_error(

@@ -77,7 +77,6 @@ class Engine:
         self._segments_by_event: dict[str, list[Segment]] = {}
         self._segments_by_trait: list[Segment] = []
         self._zone = ZoneInfo(self.config.timezone)
-        self._pending_new: list[Person] = []
 
     # -- reads -------------------------------------------------------------------------
 
@@ -128,9 +127,8 @@ class Engine:
                 pid = self._link(ev, keys, out)
             p = persons[pid]
             ts = ev.timestamp
-            if p.event_count == 0 and self.segments:
-                self._pending_new.append(p)
-            if p.event_count == 0:
+            is_new = p.event_count == 0
+            if is_new:
                 p.first_seen = p.last_seen = ts
             elif ts < p.first_seen:
                 p.first_seen = ts
@@ -143,10 +141,9 @@ class Engine:
                 p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
             traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
             if self.segments:
-                if self._pending_new:  # a new person: every segment gets its first look
+                if is_new:  # a new person: every segment gets its first look
                     self._segments_on_event(p, ev, bool(traits_changed), out)
                     self._evaluate(p, self.segments.values(), ev.received_at, ev.message_id, out)
-                    self._pending_new.clear()
                 elif traits_changed or ev.event in self._segments_by_event:
                     self._segments_on_event(p, ev, bool(traits_changed), out)
             dirty.add(pid)
