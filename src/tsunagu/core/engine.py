@@ -22,21 +22,11 @@ from zoneinfo import ZoneInfo
 from .config import WorkspaceConfig
 from .events import Event
 from .identity import identifiers_of, split_key
+from .live import Live, Marker
 from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
-from .segments import Did, Segment, day_of, did_matches, evaluate
+from .segments import Segment
 
 __all__ = ["Applied", "Engine", "Forgotten", "Marker"]
-
-
-@dataclass(slots=True)
-class Marker:
-    """A system entry on a person's timeline (a merge, a conflict)."""
-
-    person_id: str
-    type: str  # "merge" | "identity_conflict"
-    timestamp: int
-    message_id: str
-    properties: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -72,11 +62,11 @@ class Engine:
         self.dirty_state: set[str] = set()  # taken by analytics, not yet checkpointed
         self.removed: set[str] = set()  # merged away or forgotten since the last checkpoint
         self._unique = frozenset(self.config.unique_identifiers)
-        self.segments: dict[str, Segment] = {}
-        self._counters_by_event: dict[str, list[Did]] = {}  # event name -> conditions to count
-        self._segments_by_event: dict[str, list[Segment]] = {}
-        self._segments_by_trait: list[Segment] = []
-        self._zone = ZoneInfo(self.config.timezone)
+        self.live = Live(ZoneInfo(self.config.timezone))
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        return self.live.segments
 
     # -- reads -------------------------------------------------------------------------
 
@@ -107,6 +97,8 @@ class Engine:
         persons = self.persons
         index = self.index
         dirty = self.dirty
+        observe = self.live.observe
+        markers = out.markers
         for ev in events:
             # Fast path (most track/page events): the event's user_id and anonymous_id are
             # already known and on the same person, and it carries nothing else to link.
@@ -140,62 +132,47 @@ class Engine:
             if ev.store_id is not None:
                 p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
             traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
-            if self.segments:
-                if is_new:  # a new person: every segment gets its first look
-                    self._segments_on_event(p, ev, bool(traits_changed), out)
-                    self._evaluate(p, self.segments.values(), ev.received_at, ev.message_id, out)
-                elif traits_changed or ev.event in self._segments_by_event:
-                    self._segments_on_event(p, ev, bool(traits_changed), out)
+            observe(p, ev, bool(traits_changed), is_new, markers)
             dirty.add(pid)
             out.person_ids.append(pid)
         return out
 
-    # -- segments ------------------------------------------------------------------------
+    # -- definitions, back-fill and time ----------------------------------------------
 
-    def set_segments(self, segments: Iterable[Segment]) -> None:
-        """Register the live segments; conditions are indexed by the event that can change them."""
-        self.segments = {seg.name: seg for seg in segments}
-        by_event: dict[str, dict[str, Did]] = {}
-        seg_by_event: dict[str, list[Segment]] = {}
-        for seg in self.segments.values():
-            for cond in seg.counters:
-                by_event.setdefault(cond.event, {})[cond.key] = cond
-                if seg not in seg_by_event.setdefault(cond.event, []):
-                    seg_by_event[cond.event].append(seg)
-        self._counters_by_event = {name: list(conds.values()) for name, conds in by_event.items()}
-        self._segments_by_event = seg_by_event
-        self._segments_by_trait = [seg for seg in self.segments.values() if seg.traits]
+    def set_segments(self, segments: Iterable[Segment], now: int = 0) -> Applied:
+        """Register segments directly, without definitions or back-fill (tests, tools)."""
+        self.live.segments = {seg.name: seg for seg in segments}
+        out = Applied()
+        out.markers = self.live._reindex(self.persons, 0, now)
+        return out
 
-    def _segments_on_event(self, p: Person, ev: Event, traits_changed: bool, out: Applied) -> None:
-        if ev.type == "track" and ev.event in self._counters_by_event:
-            props = ev.props()
-            day = day_of(ev.timestamp, self._zone)
-            for cond in self._counters_by_event[ev.event]:
-                if did_matches(cond, ev.event, ev.channel, ev.store_id, props):
-                    buckets = p.counters.setdefault(cond.key, {})
-                    buckets[day] = buckets.get(day, 0) + 1
-        affected = list(self._segments_by_event.get(ev.event or "", ()) if ev.type == "track" else ())
-        if traits_changed:
-            affected += [seg for seg in self._segments_by_trait if seg not in affected]
-        self._evaluate(p, affected, ev.received_at, ev.message_id, out)
+    def define(self, kind: str, name: str, body: dict[str, Any], seq: int, now: int) -> Applied:
+        out = Applied()
+        out.markers = self.live.define(kind, name, body, seq, self.persons, now)
+        self.dirty.update(m.person_id for m in out.markers)
+        return out
 
-    def _evaluate(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: Applied) -> None:
-        """Recompute membership as of `now`; entering and leaving go on the timeline."""
-        today = day_of(now, self._zone)
-        traits = p.traits
-        for seg in segments:
-            inside = seg.name in p.segments
-            now_in = evaluate(seg.rule, traits, p.counters, today)
-            if now_in != inside:
-                if now_in:
-                    p.segments = [*p.segments, seg.name]
-                else:
-                    p.segments = [s for s in p.segments if s != seg.name]
-                out.markers.append(
-                    Marker(
-                        p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": seg.name}
-                    )
-                )
+    def undefine(self, kind: str, name: str, now: int) -> Applied:
+        out = Applied()
+        out.markers = self.live.undefine(kind, name, self.persons, now)
+        self.dirty.update(self.persons)  # memberships and computed traits may have gone
+        return out
+
+    def apply_backfill(self, backfill_id: str, rows: list[Any], cursor: str, done: bool, now: int) -> Applied:
+        out = Applied()
+        out.markers = self.live.apply_backfill(backfill_id, rows, cursor, done, self.get, self.persons, now)
+        for pid, _, _ in rows:
+            if (c := self.canonical(pid)) is not None:
+                self.dirty.add(c)
+        self.dirty.update(m.person_id for m in out.markers)
+        return out
+
+    def tick(self, now: int) -> Applied:
+        """Time passed: re-check the persons whose window edge did."""
+        out = Applied()
+        out.markers = self.live.tick(now, self.get)
+        self.dirty.update(m.person_id for m in out.markers)
+        return out
 
     def _previous_key(self, previous_id: str) -> str:
         # Segment's alias does not say what previousId is; use whatever we know it as.
@@ -299,9 +276,10 @@ class Engine:
         self.dirty_state.discard(loser.person_id)
         self.removed.add(loser.person_id)
         out.merged.append((loser.person_id, survivor.person_id))
+        self.live.unschedule(loser.person_id)
         if self.segments:
             survivor.segments = sorted(set(survivor.segments) | set(loser.segments))
-            self._evaluate(survivor, self.segments.values(), ev.received_at, ev.message_id, out)
+            self.live.evaluate_person(survivor, self.segments.values(), ev.received_at, ev.message_id, out.markers)
         out.markers.append(
             Marker(
                 survivor.person_id,
@@ -356,6 +334,7 @@ class Engine:
                 del self.index[key]
         ids = person.all_ids()
         for pid in ids:
+            self.live.unschedule(pid)
             self.aliases.pop(pid, None)
             self.dirty.discard(pid)
             self.dirty_state.discard(pid)

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from . import userdata
+
 __all__ = ["MAX_CONFLICTS", "MAX_IDENTIFIERS_PER_TYPE", "Person", "apply_traits", "merge_into"]
 
 # A person holding thousands of anonymous ids is a shared kiosk or a bot; capping keeps
@@ -43,6 +45,15 @@ class Person(msgspec.Struct, kw_only=True, gc=False):
     counters: dict[str, dict[int, int]] = msgspec.field(default_factory=dict)
     #: the segments this person is in
     segments: list[str] = msgspec.field(default_factory=list)
+    #: user data: field ("buy", "buy.revenue", "$page.path") -> summary (core.userdata)
+    data: dict[str, list[Any]] = msgspec.field(default_factory=dict)
+    #: fields not summarised because the person already had MAX_FIELDS
+    data_dropped: int = 0
+    #: computed trait -> summary (core.computed)
+    computed: dict[str, list[Any]] = msgspec.field(default_factory=dict)
+    #: sessions: the current one's number (-1: none yet) and its last event's time
+    session_no: int = -1
+    session_last: int = 0
 
     @property
     def traits(self) -> dict[str, Any]:
@@ -137,3 +148,12 @@ def merge_into(survivor: Person, loser: Person) -> None:
         mine = survivor.counters.setdefault(key, {})
         for day, n in days.items():
             mine[day] = mine.get(day, 0) + n
+    for target, source in ((survivor.data, loser.data), (survivor.computed, loser.computed)):
+        for key, summary in source.items():
+            if key in target:
+                userdata.merge_summary(target[key], summary)
+            else:
+                target[key] = summary
+    survivor.data_dropped += loser.data_dropped
+    if loser.session_last > survivor.session_last:
+        survivor.session_no, survivor.session_last = max(survivor.session_no, loser.session_no), loser.session_last

@@ -18,18 +18,26 @@ meaning; a property test holds the two to agreement.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import userdata
 from .errors import FieldError, InvalidInput
+from .userdata import STATS, WINDOWS
 
 __all__ = [
     "COMPARISONS",
     "All",
     "Any_",
+    "ComputedIs",
+    "DataIs",
     "Did",
+    "Facts",
+    "FirstDid",
+    "InSegment",
     "Not",
     "Rule",
     "Segment",
@@ -58,14 +66,64 @@ class Did:
     channel: str | None = None
     store_id: str | None = None
     where: tuple[tuple[str, Any], ...] = ()  # property equality filters
-    within_days: int | None = None  # None: all time
+    within_days: int | None = None  # None: all time (or since `since`)
     op: str = "gte"
     count: int = 1
+    since: int | None = None  # a calendar day (days since 1970-01-01): from that day on
 
     @property
     def key(self) -> str:
         """The counter this condition reads: one per (event, filters), shared by rules."""
         return json.dumps([self.event, self.channel, self.store_id, list(self.where)], ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class FirstDid:
+    """The first time the person did `event` (with filters) was within the last `within_days` days."""
+
+    event: str
+    channel: str | None = None
+    store_id: str | None = None
+    where: tuple[tuple[str, Any], ...] = ()
+    within_days: int = 1
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.event, self.channel, self.store_id, list(self.where)], ensure_ascii=False)
+
+    def as_did(self) -> Did:
+        return Did(self.event, self.channel, self.store_id, self.where)
+
+
+@dataclass(frozen=True)
+class DataIs:
+    """A statistic of a user data field in a window, compared (`buy.price` avg over all time)."""
+
+    field: str  # "buy" (the event itself), "buy.price", "$page.path", "$sessions"
+    stat: str
+    window: str
+    op: str
+    value: Any = None
+
+    @property
+    def event(self) -> str:
+        return self.field.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class ComputedIs:
+    """A declared computed trait compared."""
+
+    name: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class InSegment:
+    """Membership of another segment."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +141,7 @@ class Not:
     rule: Rule
 
 
-Rule = TraitIs | Did | All | Any_ | Not
+Rule = TraitIs | Did | FirstDid | DataIs | ComputedIs | InSegment | All | Any_ | Not
 
 
 @dataclass
@@ -92,6 +150,11 @@ class Segment:
     rule: Rule
     counters: list[Did] = field(default_factory=list)
     traits: set[str] = field(default_factory=set)
+    data: set[str] = field(default_factory=set)  # user data fields read
+    computed: set[str] = field(default_factory=set)  # computed traits read
+    segments: set[str] = field(default_factory=set)  # other segments read
+    #: does membership change as time passes, without an event? (windows, "first did")
+    timed: bool = False
 
     def __post_init__(self) -> None:
         _collect(self.rule, self)
@@ -100,6 +163,17 @@ class Segment:
 def _collect(rule: Rule, seg: Segment) -> None:
     if isinstance(rule, Did):
         seg.counters.append(rule)
+        seg.timed |= rule.within_days is not None
+    elif isinstance(rule, FirstDid):
+        seg.counters.append(rule.as_did())
+        seg.timed = True
+    elif isinstance(rule, DataIs):
+        seg.data.add(rule.field)
+        seg.timed |= rule.window not in ("all_time", "this_session", "previous_session")
+    elif isinstance(rule, ComputedIs):
+        seg.computed.add(rule.name)
+    elif isinstance(rule, InSegment):
+        seg.segments.add(rule.name)
     elif isinstance(rule, TraitIs):
         seg.traits.add(rule.trait)
     elif isinstance(rule, (All, Any_)):
@@ -110,6 +184,9 @@ def _collect(rule: Rule, seg: Segment) -> None:
 
 
 # -- parsing ---------------------------------------------------------------------------
+
+_NODES = ("all", "any", "not", "trait", "did", "first_did", "data", "last", "computed", "segment")
+_DID_FIELDS = {"did", "channel", "store_id", "where", "within_days", "since", "count"}
 
 
 def parse_rule(data: Any, path: str = "rule") -> Rule:
@@ -122,9 +199,58 @@ def parse_rule(data: Any, path: str = "rule") -> Rule:
     return rule
 
 
+def _comparison(data: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[str, Any]:
+    op = data.get("op", "eq")
+    if op not in COMPARISONS:
+        errors.append(FieldError(f"{path}.op", f"{op!r} is not one of {', '.join(COMPARISONS)}"))
+    value = data.get("value")
+    if op in ("gt", "gte", "lt", "lte") and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        errors.append(FieldError(f"{path}.value", f"must be a number for {op}"))
+    if op == "in" and not isinstance(value, list):
+        errors.append(FieldError(f"{path}.value", "must be a list for in"))
+    if op in ("eq", "neq", "contains") and not isinstance(value, (str, int, float, bool)):
+        errors.append(FieldError(f"{path}.value", f"must be a string, number or boolean for {op}"))
+    return op, tuple(value) if isinstance(value, list) else value
+
+
+def _name(data: dict[str, Any], key: str, path: str, errors: list[FieldError], what: str) -> str:
+    name = data.get(key)
+    if not isinstance(name, str) or not name:
+        errors.append(FieldError(f"{path}.{key}", f"must be {what}"))
+        return ""
+    return name
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], path: str, errors: list[FieldError], what: str) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        errors.append(FieldError(f"{path}.{sorted(unknown)[0]}", f"is not a field of {what}"))
+
+
+def _filters(data: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[tuple[str, Any], ...]:
+    where = data.get("where", {})
+    if not isinstance(where, dict) or not all(isinstance(v, (str, int, float, bool)) for v in where.values()):
+        errors.append(FieldError(f"{path}.where", "must map property names to plain values"))
+        where = {}
+    for name in ("channel", "store_id"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            errors.append(FieldError(f"{path}.{name}", "must be a string"))
+    return tuple(sorted(where.items()))
+
+
+def _within(data: dict[str, Any], path: str, errors: list[FieldError], required: bool = False) -> int | None:
+    within = data.get("within_days")
+    if within is None and not required:
+        return None
+    if not isinstance(within, int) or isinstance(within, bool) or not 1 <= within <= MAX_WINDOW_DAYS:
+        errors.append(FieldError(f"{path}.within_days", f"must be a whole number of days, 1 to {MAX_WINDOW_DAYS}"))
+        return 1
+    return within
+
+
 def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
-    if not isinstance(data, dict) or len([k for k in ("all", "any", "not", "trait", "did") if k in data]) != 1:
-        errors.append(FieldError(path, "must be an object with exactly one of all, any, not, trait, did"))
+    if not isinstance(data, dict) or len([k for k in _NODES if k in data]) != 1:
+        errors.append(FieldError(path, f"must be an object with exactly one of {', '.join(_NODES)}"))
         return None
     if "all" in data or "any" in data:
         key = "all" if "all" in data else "any"
@@ -139,35 +265,43 @@ def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
         inner = _parse(data["not"], f"{path}.not", errors)
         return Not(inner) if inner is not None else None
     if "trait" in data:
-        name, op = data["trait"], data.get("op", "eq")
-        if not isinstance(name, str) or not name:
-            errors.append(FieldError(f"{path}.trait", "must be a trait name"))
-        if op not in COMPARISONS:
-            errors.append(FieldError(f"{path}.op", f"{op!r} is not one of {', '.join(COMPARISONS)}"))
-        value = data.get("value")
-        if op in ("gt", "gte", "lt", "lte") and not isinstance(value, (int, float)):
-            errors.append(FieldError(f"{path}.value", f"must be a number for {op}"))
-        if op == "in" and not isinstance(value, list):
-            errors.append(FieldError(f"{path}.value", "must be a list for in"))
-        if op in ("eq", "neq", "contains") and not isinstance(value, (str, int, float, bool)):
-            errors.append(FieldError(f"{path}.value", f"must be a string, number or boolean for {op}"))
-        return TraitIs(name, op, tuple(value) if isinstance(value, list) else value)
+        name = _name(data, "trait", path, errors, "a trait name")
+        op, value = _comparison(data, path, errors)
+        return TraitIs(name, op, value)
+    if "computed" in data:
+        _unknown(data, {"computed", "op", "value"}, path, errors, "a computed condition")
+        name = _name(data, "computed", path, errors, "a computed trait's name")
+        op, value = _comparison(data, path, errors)
+        return ComputedIs(name, op, value)
+    if "segment" in data:
+        _unknown(data, {"segment"}, path, errors, "a segment condition")
+        return InSegment(_name(data, "segment", path, errors, "a segment's name"))
+    if "data" in data or "last" in data:
+        return _parse_data(data, path, errors)
+    if "first_did" in data:
+        _unknown(
+            data, {"first_did", "channel", "store_id", "where", "within_days"}, path, errors, "a first_did condition"
+        )
+        event = _name(data, "first_did", path, errors, "an event name")
+        where = _filters(data, path, errors)
+        within = _within(data, path, errors, required=True)
+        return FirstDid(event, data.get("channel"), data.get("store_id"), where, within or 1)
     # did
-    event = data["did"]
-    if not isinstance(event, str) or not event:
-        errors.append(FieldError(f"{path}.did", "must be an event name"))
-    unknown = set(data) - {"did", "channel", "store_id", "where", "within_days", "count"}
-    if unknown:
-        errors.append(FieldError(f"{path}.{sorted(unknown)[0]}", "is not a field of a did condition"))
-    within = data.get("within_days")
-    if within is not None and (
-        not isinstance(within, int) or isinstance(within, bool) or not 1 <= within <= MAX_WINDOW_DAYS
-    ):
-        errors.append(FieldError(f"{path}.within_days", f"must be a whole number of days, 1 to {MAX_WINDOW_DAYS}"))
-    where = data.get("where", {})
-    if not isinstance(where, dict) or not all(isinstance(v, (str, int, float, bool)) for v in where.values()):
-        errors.append(FieldError(f"{path}.where", "must map property names to plain values"))
-        where = {}
+    event = _name(data, "did", path, errors, "an event name")
+    _unknown(data, _DID_FIELDS, path, errors, "a did condition")
+    within = _within(data, path, errors)
+    since = data.get("since")
+    since_day = None
+    if since is not None:
+        if within is not None:
+            errors.append(FieldError(f"{path}.since", "cannot be used with within_days"))
+        try:
+            since_day = (date.fromisoformat(since) - date(1970, 1, 1)).days if isinstance(since, str) else None
+        except ValueError:
+            since_day = None
+        if since_day is None:
+            errors.append(FieldError(f"{path}.since", "must be a date, YYYY-MM-DD"))
+    where = _filters(data, path, errors)
     count = data.get("count", {"op": "gte", "value": 1})
     if not isinstance(count, dict) or count.get("op", "gte") not in ("eq", "gte", "gt", "lte", "lt"):
         errors.append(FieldError(f"{path}.count.op", "must be one of eq, gte, gt, lte, lt"))
@@ -176,18 +310,27 @@ def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         errors.append(FieldError(f"{path}.count.value", "must be a whole number, 0 or more"))
         n = 1
-    for name in ("channel", "store_id"):
-        if data.get(name) is not None and not isinstance(data[name], str):
-            errors.append(FieldError(f"{path}.{name}", "must be a string"))
-    return Did(
-        event if isinstance(event, str) else "",
-        data.get("channel"),
-        data.get("store_id"),
-        tuple(sorted(where.items())),
-        within,
-        count.get("op", "gte"),
-        n,
-    )
+    return Did(event, data.get("channel"), data.get("store_id"), where, within, count.get("op", "gte"), n, since_day)
+
+
+def _parse_data(data: dict[str, Any], path: str, errors: list[FieldError]) -> DataIs:
+    if "last" in data:
+        # sugar: a property of the last such event
+        _unknown(data, {"last", "property", "op", "value"}, path, errors, "a last condition")
+        event = _name(data, "last", path, errors, "an event name")
+        prop = _name(data, "property", path, errors, "a property name")
+        op, value = _comparison(data, path, errors)
+        return DataIs(f"{event}.{prop}", "last", "all_time", op, value)
+    _unknown(data, {"data", "stat", "window", "op", "value"}, path, errors, "a data condition")
+    name = _name(data, "data", path, errors, "a user data field, such as buy.revenue")
+    stat = data.get("stat", "count")
+    if stat not in STATS:
+        errors.append(FieldError(f"{path}.stat", f"{stat!r} is not one of {', '.join(STATS)}"))
+    window = data.get("window", "all_time")
+    if window not in WINDOWS:
+        errors.append(FieldError(f"{path}.window", f"{window!r} is not one of {', '.join(WINDOWS)}"))
+    op, value = _comparison(data, path, errors)
+    return DataIs(name, stat, window, op, value)
 
 
 # -- streaming evaluation --------------------------------------------------------------
@@ -249,25 +392,67 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def count_in_window(buckets: dict[int, int] | None, within_days: int | None, today: int) -> int:
+def count_in_window(buckets: dict[int, int] | None, first: int | None, today: int) -> int:
     if not buckets:
         return 0
-    if within_days is None:
+    if first is None:
         return sum(n for day, n in buckets.items() if day <= today)
-    first = today - within_days + 1
     return sum(n for day, n in buckets.items() if first <= day <= today)
 
 
-def evaluate(rule: Rule, traits: dict[str, Any], counters: dict[str, dict[int, int]], today: int) -> bool:
-    """Is a person with these traits and counters in the rule, on `today`?"""
+def did_first_day(cond: Did, today: int) -> int | None:
+    if cond.within_days is not None:
+        return today - cond.within_days + 1
+    return cond.since
+
+
+class Facts:
+    """What a rule reads about one person. The engine fills it; tests can too."""
+
+    __slots__ = ("computed", "counters", "data", "segments", "session", "traits")
+
+    def __init__(
+        self,
+        traits: dict[str, Any],
+        counters: dict[str, dict[int, int]],
+        data: dict[str, Any] | None = None,
+        session: int = 0,
+        computed: Callable[[str], Any] | None = None,
+        segments: Iterable[str] = (),
+    ) -> None:
+        self.traits = traits
+        self.counters = counters
+        self.data = data or {}
+        self.session = session
+        self.computed = computed or (lambda name: None)
+        self.segments = set(segments)
+
+
+_COUNT_OPS: dict[str, Callable[[int, int], bool]] = {
+    "eq": lambda a, b: a == b, "gte": lambda a, b: a >= b, "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b, "lt": lambda a, b: a < b,
+}  # fmt: skip
+
+
+def evaluate(rule: Rule, facts: Facts, today: int) -> bool:
+    """Is a person with these facts in the rule, on `today`?"""
     if isinstance(rule, TraitIs):
-        return _compare(rule.op, traits.get(rule.trait), rule.value)
+        return _compare(rule.op, facts.traits.get(rule.trait), rule.value)
     if isinstance(rule, Did):
-        n = count_in_window(counters.get(rule.key), rule.within_days, today)
-        return {"eq": n == rule.count, "gte": n >= rule.count, "gt": n > rule.count,
-                "lte": n <= rule.count, "lt": n < rule.count}[rule.op]  # fmt: skip
+        n = count_in_window(facts.counters.get(rule.key), did_first_day(rule, today), today)
+        return _COUNT_OPS[rule.op](n, rule.count)
+    if isinstance(rule, DataIs):
+        return _compare(rule.op, userdata.read(facts.data.get(rule.field), rule.stat, rule.window, today,
+                                               facts.session), rule.value)  # fmt: skip
+    if isinstance(rule, ComputedIs):
+        return _compare(rule.op, facts.computed(rule.name), rule.value)
+    if isinstance(rule, InSegment):
+        return rule.name in facts.segments
+    if isinstance(rule, FirstDid):
+        days = [d for d, n in (facts.counters.get(rule.key) or {}).items() if n and d <= today]
+        return bool(days) and min(days) >= today - rule.within_days + 1
     if isinstance(rule, All):
-        return all(evaluate(r, traits, counters, today) for r in rule.rules)
+        return all(evaluate(r, facts, today) for r in rule.rules)
     if isinstance(rule, Any_):
-        return any(evaluate(r, traits, counters, today) for r in rule.rules)
-    return not evaluate(rule.rule, traits, counters, today)
+        return any(evaluate(r, facts, today) for r in rule.rules)
+    return not evaluate(rule.rule, facts, today)

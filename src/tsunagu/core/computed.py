@@ -1,0 +1,279 @@
+"""Computed traits: declared aggregates kept current on every event.
+
+Two kinds (docs/segments.md has the language):
+
+* an **aggregate** over an event filter (event name, channel, store, property values)
+  in a window: `count`, `sum`, `min`, `max`, `avg`, `first`, `last`, `most_frequent`,
+  `distinct_count` of a property, or `days_since_first` / `days_since_last`;
+
+      {"name": "store_purchase_amount", "event": "buy", "channel": "store",
+       "agg": "sum", "property": "revenue", "window": "all_time"}
+
+* **cases**: the first rule that holds gives the value (the same rule language as
+  segments), e.g. the cross-channel class.
+
+An aggregate is kept like user data (`tsunagu.core.userdata`): day buckets summed on
+read, so an event costs one bucket update and any window reads a few buckets. A property
+path may cross a list (`items.category`: every item's category).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import userdata
+from .errors import FieldError, InvalidInput
+from .segments import (
+    MAX_WINDOW_DAYS,
+    Did,
+    Rule,
+    Segment,
+    _filters,
+    _parse,
+    did_matches,
+)
+
+__all__ = [
+    "AGGS",
+    "COLUMNS",
+    "COMPUTED_WINDOWS",
+    "RETAIL",
+    "Aggregate",
+    "Cases",
+    "ComputedTrait",
+    "aggregate_value",
+    "parse_computed",
+    "values_at",
+]
+
+AGGS = (
+    "count", "sum", "min", "max", "avg", "first", "last", "most_frequent", "distinct_count",
+    "days_since_first", "days_since_last",
+)  # fmt: skip
+_NEEDS_PROPERTY = {"sum", "min", "max", "avg", "first", "last", "most_frequent", "distinct_count"}
+#: event columns a property may name
+COLUMNS = ("$channel", "$store_id")
+COMPUTED_WINDOWS = tuple(w for w in userdata.WINDOWS if "session" not in w)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    name: str
+    event: str  # "*": any track event
+    agg: str
+    prop: str | None = None  # "property" in the definition
+    channel: str | None = None
+    store_id: str | None = None
+    where: tuple[tuple[str, Any], ...] = ()
+    window: str = "all_time"
+    within_days: int | None = None  # instead of a named window
+    description: str = ""
+
+    @property
+    def keep_days(self) -> int:
+        return max(userdata.KEEP_DAYS, (self.within_days or 0) + 1)
+
+    def matches(self, event: str | None, channel: str, store_id: str | None, props: dict[str, Any]) -> bool:
+        if self.channel is not None and channel not in self.channels:
+            return False
+        name = event if self.event == "*" else self.event
+        return did_matches(Did(name, None, self.store_id, self.where), event, channel, store_id, props)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """`channel` may name several, separated by commas ("web,app")."""
+        return tuple(self.channel.split(",")) if self.channel else ()
+
+    def first_day(self, today: int) -> tuple[int | None, int]:
+        if self.within_days is not None:
+            return today - self.within_days + 1, today
+        return userdata.window_days(self.window, today)
+
+    @property
+    def timed(self) -> bool:
+        return self.window != "all_time" or self.within_days is not None or self.agg.startswith("days_since")
+
+
+@dataclass(frozen=True)
+class Cases:
+    name: str
+    cases: tuple[tuple[Rule, Any], ...]
+    default: Any = None
+    description: str = ""
+
+    def reads(self) -> Segment:
+        """The conditions its rules read (as a segment would)."""
+        from .segments import All
+
+        return Segment(self.name, All(tuple(rule for rule, _ in self.cases)))
+
+
+ComputedTrait = Aggregate | Cases
+
+
+def parse_computed(data: Any, path: str = "computed_trait") -> ComputedTrait:
+    errors: list[FieldError] = []
+    out = _parse_computed(data, path, errors)
+    if errors:
+        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+    assert out is not None
+    return out
+
+
+def _parse_computed(data: Any, path: str, errors: list[FieldError]) -> ComputedTrait | None:
+    if not isinstance(data, dict):
+        errors.append(FieldError(path, "must be an object"))
+        return None
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        errors.append(FieldError(f"{path}.name", "must be a name"))
+        name = ""
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        errors.append(FieldError(f"{path}.description", "must be a string"))
+        description = ""
+    if "cases" in data:
+        unknown = set(data) - {"name", "cases", "else", "description"}
+        if unknown:
+            errors.append(FieldError(f"{path}.{sorted(unknown)[0]}", "is not a field of a cases trait"))
+        cases = data["cases"]
+        if not isinstance(cases, list) or not cases:
+            errors.append(FieldError(f"{path}.cases", "must be a non-empty list of {when, value}"))
+            return None
+        parsed = []
+        for i, case in enumerate(cases):
+            p = f"{path}.cases[{i}]"
+            if not isinstance(case, dict) or set(case) != {"when", "value"}:
+                errors.append(FieldError(p, "must be an object with when (a rule) and value"))
+                continue
+            rule = _parse(case["when"], f"{p}.when", errors)
+            if rule is not None:
+                _plain(case["value"], f"{p}.value", errors)
+                parsed.append((rule, case["value"]))
+        _plain(data.get("else"), f"{path}.else", errors)
+        trait = Cases(name, tuple(parsed), data.get("else"), description)
+        seg = trait.reads()
+        if seg.segments or seg.computed:
+            errors.append(FieldError(f"{path}.cases", "a case may not read segments or other computed traits"))
+        return trait
+    unknown = set(data) - {"name", "event", "agg", "property", "channel", "store_id", "where", "window",
+                           "within_days", "description"}  # fmt: skip
+    if unknown:
+        errors.append(FieldError(f"{path}.{sorted(unknown)[0]}", "is not a field of a computed trait"))
+    event = data.get("event")
+    if not isinstance(event, str) or not event:
+        errors.append(FieldError(f"{path}.event", "must be an event name"))
+        event = ""
+    agg = data.get("agg")
+    if agg not in AGGS:
+        errors.append(FieldError(f"{path}.agg", f"{agg!r} is not one of {', '.join(AGGS)}"))
+    prop = data.get("property")
+    if agg in _NEEDS_PROPERTY and (not isinstance(prop, str) or not prop):
+        errors.append(FieldError(f"{path}.property", f"is needed for {agg}: the property to aggregate"))
+    if prop is not None and not isinstance(prop, str):
+        errors.append(FieldError(f"{path}.property", "must be a property path such as revenue or items.category"))
+        prop = None
+    where = _filters(data, path, errors)
+    window = data.get("window", "all_time")
+    within = data.get("within_days")
+    if within is not None:
+        if "window" in data:
+            errors.append(FieldError(f"{path}.within_days", "cannot be used with window"))
+        if not isinstance(within, int) or isinstance(within, bool) or not 1 <= within <= MAX_WINDOW_DAYS:
+            errors.append(FieldError(f"{path}.within_days", f"must be a whole number of days, 1 to {MAX_WINDOW_DAYS}"))
+            within = None
+    elif window not in COMPUTED_WINDOWS:
+        errors.append(FieldError(f"{path}.window", f"{window!r} is not one of {', '.join(COMPUTED_WINDOWS)}"))
+    return Aggregate(name, event, str(agg), prop if agg != "count" else None, data.get("channel"),
+                     data.get("store_id"), where, window, within, description)  # fmt: skip
+
+
+def _plain(value: Any, path: str, errors: list[FieldError]) -> None:
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        errors.append(FieldError(path, "must be a string, number, boolean or null"))
+
+
+def values_at(path: str, channel: str, store_id: str | None, props: dict[str, Any]) -> list[Any]:
+    """The values a property path names in one event (a list crossed gives one per item)."""
+    if path == "$channel":
+        return [channel]
+    if path == "$store_id":
+        return [] if store_id is None else [store_id]
+    current: list[Any] = [props]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for node in current:
+            if isinstance(node, dict):
+                v = node.get(part)
+                if isinstance(v, list):
+                    nxt.extend(v)
+                elif v is not None:
+                    nxt.append(v)
+        current = nxt
+    return [v for v in current if not isinstance(v, (dict, list))]
+
+
+def aggregate_value(trait: Aggregate, summary: userdata.Summary | None, today: int, day_of_ms: Any) -> Any:
+    """The trait's value on `today` from its summary (`day_of_ms`: ms -> calendar day)."""
+    first, last = trait.first_day(today)
+    stats = None
+    if summary is not None:
+        if first is None:
+            stats = userdata.merge_stats(None, summary[userdata.ARCHIVE])
+        for day, s in summary[userdata.DAYS].items():
+            if day <= last and (first is None or day >= first):
+                stats = userdata.merge_stats(stats, s)
+    if trait.agg == "days_since_first":
+        return None if stats is None else today - day_of_ms(stats[userdata.FIRST_TS])
+    if trait.agg == "days_since_last":
+        return None if stats is None else today - day_of_ms(stats[userdata.LAST_TS])
+    return userdata.stat_of(stats, trait.agg)
+
+
+def _buy(name: str, agg: str, channel: str | None = None, prop: str | None = "revenue", **kw: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name, "event": "buy", "agg": agg}
+    if prop and agg != "count" and not agg.startswith("days_since"):
+        d["property"] = prop
+    if channel:
+        d["channel"] = channel
+    return d | kw
+
+
+_ONLINE = {"any": [{"did": "buy", "channel": "web"}, {"did": "buy", "channel": "app"}]}
+_STORE_BUYER = {"did": "buy", "channel": "store"}
+_BROWSES = {"any": [{"did": "view", "channel": "web"}, {"did": "view", "channel": "app"}]}
+_VISITS = {"any": [{"did": "checkin"}, {"did": "buy", "channel": "store"}]}
+
+#: the computed traits a new workspace starts with (a retailer's usual set)
+RETAIL: list[dict[str, Any]] = [
+    _buy("online_purchase_count", "count", "web,app", description="orders on the web and in the app"),
+    _buy("store_purchase_count", "count", "store", description="receipts in stores"),
+    _buy("online_purchase_amount", "sum", "web,app"),
+    _buy("store_purchase_amount", "sum", "store"),
+    _buy("ltv", "sum", description="total spend, every channel"),
+    _buy("purchase_count", "count"),
+    _buy("aov", "avg", description="average order value"),
+    _buy("days_since_last_purchase", "days_since_last"),
+    {"name": "last_store", "event": "*", "channel": "store", "agg": "last", "property": "$store_id",
+     "description": "the store of the last store event (check-in or receipt)"},
+    {"name": "store_visits", "event": "checkin", "agg": "count", "description": "check-ins in stores"},
+    {"name": "store_visits_90d", "event": "checkin", "agg": "count", "within_days": 90},
+    {"name": "favourite_category", "event": "view", "agg": "most_frequent", "property": "category",
+     "description": "the category viewed most often"},
+    {"name": "favourite_brand", "event": "view", "agg": "most_frequent", "property": "brand"},
+    {"name": "favourite_category_bought", "event": "buy", "agg": "most_frequent", "property": "items.category"},
+    {
+        "name": "cross_channel_class",
+        "description": "how the person uses the channels",
+        "cases": [
+            {"when": {"all": [_STORE_BUYER, _ONLINE]}, "value": "omnichannel buyer"},
+            {"when": {"all": [_STORE_BUYER, _BROWSES]}, "value": "store buyer who browses the web"},
+            {"when": _STORE_BUYER, "value": "store only"},
+            {"when": {"all": [_ONLINE, _VISITS]}, "value": "web buyer who visits stores"},
+            {"when": _ONLINE, "value": "web only"},
+            {"when": _BROWSES, "value": "browser, no purchase"},
+        ],
+        "else": "unknown",
+    },
+]  # fmt: skip

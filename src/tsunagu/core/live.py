@@ -1,0 +1,593 @@
+"""What the engine keeps current per person on every event: user data, computed traits,
+event counters and segment membership, and the timer that flips time-based segments.
+
+`Live` belongs to the engine and is just as pure: every method takes the instant it
+acts at. Definitions (segments, computed traits) arrive as log records, so replaying the
+log rebuilds exactly the same state:
+
+* `define` registers a definition at a log seq. The counters and aggregates it brings
+  count live from there; the events before it are counted by a **back-fill** (rows
+  computed by SQL over the analytics store, applied in chunks that are log records too).
+  Until its back-fill is done, a segment is *building*: it emits no entries or exits.
+* `observe` updates a person for one event: one bucket per user data field, per matching
+  computed trait and per matching counter (conditions are indexed by event name, so an
+  event touches only what names it), then re-evaluates only the segments that event
+  can change, in dependency order (a segment may read another).
+* `tick` re-checks the people whose window edge passed: a person is scheduled for the
+  day their oldest in-window event leaves a window, never re-checked otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import userdata
+from .computed import Aggregate, Cases, ComputedTrait, aggregate_value, parse_computed, values_at
+from .errors import FieldError, InvalidInput
+from .events import Event
+from .people import Person
+from .segments import (
+    ComputedIs,
+    DataIs,
+    Did,
+    Facts,
+    FirstDid,
+    InSegment,
+    Rule,
+    Segment,
+    did_matches,
+    evaluate,
+    parse_rule,
+)
+
+__all__ = ["KINDS", "Definition", "Live", "Marker"]
+
+KINDS = ("segment", "computed_trait")
+_DAY_MS = 86_400_000
+
+
+@dataclass(slots=True)
+class Marker:
+    """A system entry on a person's timeline (a merge, a conflict, a segment entry)."""
+
+    person_id: str
+    type: str  # "merge" | "identity_conflict" | "segment_enter" | "segment_exit"
+    timestamp: int
+    message_id: str
+    properties: dict[str, Any]
+
+
+@dataclass
+class Definition:
+    kind: str
+    name: str
+    body: dict[str, Any]
+    seq: int  # the log record that defined it
+    version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "body": self.body, "seq": self.seq, "version": self.version}
+
+
+@dataclass
+class Backfill:
+    """Counting the history before `upto_seq` into a new counter or computed trait."""
+
+    kind: str  # "counter" | "computed"
+    key: str  # the counter key or the computed trait's name
+    upto_seq: int
+    cursor: str = ""  # person ids (as the events hold them) up to here are done
+    rows: int = 0
+    spec: dict[str, Any] = field(default_factory=dict)  # what to count (for the SQL)
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+class _DayCache:
+    """day_of(ms) without a time-zone conversion per event: one per calendar day."""
+
+    __slots__ = ("day", "end", "start", "zone")
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.start = self.end = 0
+        self.day = 0
+
+    def __call__(self, ms: int) -> int:
+        if self.start <= ms < self.end:
+            return self.day
+        local = datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = local.date().toordinal() - 719163
+        start = int(midnight.timestamp() * 1000)
+        # the next local midnight (23, 24 or 25 hours later)
+        nxt = datetime.fromordinal(local.date().toordinal() + 1).replace(tzinfo=self.zone)
+        self.start, self.end, self.day = start, int(nxt.timestamp() * 1000), day
+        return day
+
+
+class Live:
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.day_of = _DayCache(zone)
+        self.definitions: dict[tuple[str, str], Definition] = {}
+        self.segments: dict[str, Segment] = {}  # in dependency order
+        self.computed: dict[str, ComputedTrait] = {}
+        self.backfills: dict[str, Backfill] = {}
+        self._counters: dict[str, Did] = {}  # live counter key -> condition
+        self._counters_by_event: dict[str, list[Did]] = {}
+        self._aggs_by_event: dict[str, list[Aggregate]] = {}
+        self._segments_by_event: dict[str, list[Segment]] = {}
+        self._segments_by_trait: list[Segment] = []
+        self._dependents: dict[str, list[str]] = {}  # segment -> segments that read it
+        self._building: set[str] = set()  # segments waiting for a back-fill
+        self._timed: list[Segment] = []
+        self._timed_names: set[str] = set()
+        self._evaluated: dict[str, int] = {}  # segment -> the version a full pass was made for
+        self.due: dict[int, set[str]] = {}  # day -> persons to re-check that day
+        self.next_check: dict[str, int] = {}
+
+    # -- definitions ---------------------------------------------------------------------
+
+    def parse(self, kind: str, name: str, body: Any) -> Segment | ComputedTrait:
+        """Validate a definition against the others (names it reads, cycles)."""
+        if kind not in KINDS:
+            raise InvalidInput.for_field("kind", f"must be one of {', '.join(KINDS)}")
+        if kind == "segment":
+            if not isinstance(body, dict) or "rule" not in body:
+                raise InvalidInput.for_field("rule", "a segment needs a rule")
+            seg = Segment(name, parse_rule(body["rule"]))
+            errors = [FieldError("rule", f"reads computed trait {c!r}, which is not defined")
+                      for c in sorted(seg.computed) if c not in self.computed]  # fmt: skip
+            errors += [FieldError("rule", f"reads segment {s!r}, which is not defined")
+                       for s in sorted(seg.segments) if s not in self.segments and s != name]  # fmt: skip
+            if name in self._reads_closure(seg.segments):
+                errors.append(FieldError("rule", f"segment {name!r} would read itself"))
+            if errors:
+                raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+            return seg
+        return parse_computed({**body, "name": name} if isinstance(body, dict) else body)
+
+    def _reads_closure(self, names: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(names)
+        while todo:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if n in self.segments:
+                todo.extend(self.segments[n].segments)
+        return seen
+
+    def define(
+        self, kind: str, name: str, body: dict[str, Any], seq: int, persons: dict[str, Person], now: int
+    ) -> list[Marker]:
+        parsed = self.parse(kind, name, body)
+        old = self.definitions.get((kind, name))
+        if old is not None and old.body == body:
+            return []
+        self.definitions[(kind, name)] = Definition(kind, name, body, seq, old.version + 1 if old else 1)
+        if kind == "computed_trait":
+            assert not isinstance(parsed, Segment)
+            self.computed[name] = parsed
+            if isinstance(parsed, Aggregate):
+                for p in persons.values():
+                    p.computed.pop(name, None)
+                self.backfills.pop(f"computed:{name}", None)
+                self.backfills[f"computed:{name}"] = Backfill("computed", name, seq, spec=body)
+        else:
+            assert isinstance(parsed, Segment)
+            self.segments[name] = parsed
+        return self._reindex(persons, seq, now)
+
+    def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Marker]:
+        if (kind, name) not in self.definitions:
+            return []
+        readers = [s.name for s in self.segments.values() if name in (s.segments if kind == "segment" else s.computed)]
+        if readers:
+            raise InvalidInput.for_field("name", f"{name!r} is read by segment {readers[0]!r}; change that first")
+        del self.definitions[(kind, name)]
+        markers: list[Marker] = []
+        if kind == "segment":
+            del self.segments[name]
+            for p in persons.values():
+                if name in p.segments:
+                    p.segments = [s for s in p.segments if s != name]
+        else:
+            del self.computed[name]
+            self.backfills.pop(f"computed:{name}", None)
+            for p in persons.values():
+                p.computed.pop(name, None)
+        markers += self._reindex(persons, 0, now)
+        return markers
+
+    def _reindex(self, persons: dict[str, Person], seq: int, now: int) -> list[Marker]:
+        """Rebuild the indexes; new counters get a back-fill; ready segments a full pass."""
+        ordered = self._order()
+        self.segments = {n: self.segments[n] for n in ordered}
+        wanted: dict[str, Did] = {}
+        for seg in [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]:
+            for cond in seg.counters:
+                wanted.setdefault(cond.key, Did(cond.event, cond.channel, cond.store_id, cond.where))
+        for key in set(self._counters) - set(wanted):
+            self.backfills.pop(f"counter:{key}", None)
+            for p in persons.values():
+                p.counters.pop(key, None)
+        for key, cond in wanted.items():
+            if key not in self._counters and seq:
+                spec = {"event": cond.event, "channel": cond.channel, "store_id": cond.store_id,
+                        "where": dict(cond.where)}  # fmt: skip
+                self.backfills[f"counter:{key}"] = Backfill("counter", key, seq, spec=spec)
+        self._counters = wanted
+        by_event: dict[str, list[Did]] = {}
+        for cond in wanted.values():
+            by_event.setdefault(cond.event, []).append(cond)
+        self._counters_by_event = by_event
+        aggs: dict[str, list[Aggregate]] = {}
+        for c in self.computed.values():
+            if isinstance(c, Aggregate):
+                aggs.setdefault(c.event, []).append(c)
+        self._aggs_by_event = aggs
+        self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
+        seg_by_event: dict[str, list[Segment]] = {}
+        self._dependents = {}
+        for seg in self.segments.values():
+            for ev in self._events_of(seg):
+                seg_by_event.setdefault(ev, []).append(seg)
+            for other in seg.segments:
+                self._dependents.setdefault(other, []).append(seg.name)
+        self._segments_by_event = seg_by_event
+        self._segments_by_trait = [s for s in self.segments.values() if s.traits or self._reads_cases(s)]
+        self._timed = [s for s in self.segments.values() if self._is_timed(s)]
+        self._timed_names = {s.name for s in self._timed}
+        # Segments that are new, changed, or whose back-fill just finished get a full pass.
+        ready = [
+            seg for name, seg in self.segments.items()
+            if name not in self._building and self._evaluated.get(name) != self._version(name)
+        ]  # fmt: skip
+        return self.evaluate_all(persons, ready, now)
+
+    def _version(self, name: str) -> int:
+        d = self.definitions.get(("segment", name))
+        return d.version if d else 0
+
+    def _needs_backfill(self, seg: Segment) -> bool:
+        if any(f"counter:{c.key}" in self.backfills for c in seg.counters):
+            return True
+        for name in seg.computed:
+            c = self.computed.get(name)
+            if isinstance(c, Aggregate) and f"computed:{name}" in self.backfills:
+                return True
+            if isinstance(c, Cases) and any(f"counter:{d.key}" in self.backfills for d in c.reads().counters):
+                return True
+        return any(self._needs_backfill(self.segments[s]) for s in seg.segments if s in self.segments)
+
+    def _reads_cases(self, seg: Segment) -> bool:
+        return any(isinstance(self.computed.get(c), Cases) and self.computed[c].reads().traits for c in seg.computed)
+
+    def _events_of(self, seg: Segment) -> set[str]:
+        out = {c.event for c in seg.counters} | {f.split(".", 1)[0] for f in seg.data}
+        for name in seg.computed:
+            c = self.computed.get(name)
+            if isinstance(c, Aggregate):
+                out.add(c.event)
+            elif isinstance(c, Cases):
+                reads = c.reads()
+                out |= {d.event for d in reads.counters} | {f.split(".", 1)[0] for f in reads.data}
+        for other in seg.segments:
+            if other in self.segments:
+                out |= self._events_of(self.segments[other])
+        return out
+
+    def _is_timed(self, seg: Segment) -> bool:
+        if seg.timed:
+            return True
+        for name in seg.computed:
+            c = self.computed.get(name)
+            if (isinstance(c, Aggregate) and c.timed) or (isinstance(c, Cases) and c.reads().timed):
+                return True
+        return any(self._is_timed(self.segments[s]) for s in seg.segments if s in self.segments)
+
+    def _order(self) -> list[str]:
+        """Segments in dependency order: the ones read come first."""
+        out: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen or name not in self.segments:
+                return
+            seen.add(name)
+            for dep in sorted(self.segments[name].segments):
+                visit(dep)
+            out.append(name)
+
+        for name in sorted(self.segments):
+            visit(name)
+        return out
+
+    # -- per event -----------------------------------------------------------------------
+
+    def observe(self, p: Person, ev: Event, traits_changed: bool, is_new: bool, out: list[Marker]) -> None:
+        """Fold one event into the person, then re-evaluate what it can change."""
+        typ = ev.type
+        name = ev.event
+        if typ == "track" or typ == "page" or typ == "screen":
+            if typ != "track":
+                name = "$" + typ
+            ts = ev.timestamp
+            mid = ev.message_id
+            day = self.day_of(ts)
+            if p.session_no < 0 or ts > p.session_last + userdata.SESSION_GAP_MS:
+                p.session_no += 1
+                self._add(p, "$sessions", day, p.session_no, ts, mid, None)
+            if ts > p.session_last:
+                p.session_last = ts
+            session = p.session_no
+            props = ev.props() if len(ev.properties) > 2 else {}
+            self._add(p, name, day, session, ts, mid, None)  # type: ignore[arg-type]
+            if props:
+                fields: list[tuple[str, Any]] = []
+                userdata.fields_of(name, props, fields)  # type: ignore[arg-type]
+                for key, value in fields:
+                    self._add(p, key, day, session, ts, mid, value)
+            if typ == "track":
+                for cond in self._counters_by_event.get(name, ()):  # type: ignore[arg-type]
+                    if did_matches(cond, name, ev.channel, ev.store_id, props):
+                        buckets = p.counters.setdefault(cond.key, {})
+                        buckets[day] = buckets.get(day, 0) + 1
+                for agg in (*self._aggs_by_event.get(name, ()), *self._aggs_by_event.get("*", ())):  # type: ignore[arg-type]
+                    if agg.matches(name, ev.channel, ev.store_id, props):
+                        summary = p.computed.get(agg.name)
+                        if summary is None:
+                            summary = p.computed[agg.name] = userdata.new_summary()
+                        for value in values_at(agg.prop, ev.channel, ev.store_id, props) if agg.prop else (None,):
+                            userdata.add(summary, day, session, ts, mid, value, agg.keep_days)
+        if not self.segments:
+            return
+        if is_new:
+            affected: Iterable[Segment] = self.segments.values()
+        else:
+            found = list(self._segments_by_event.get(name or "", ())) if typ != "identify" else []
+            if traits_changed:
+                found += [s for s in self._segments_by_trait if s not in found]
+            if not found:
+                return
+            affected = found
+        self.evaluate_person(p, affected, ev.received_at, ev.message_id, out)
+
+    def _add(self, p: Person, key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
+        summary = p.data.get(key)
+        if summary is None:
+            if len(p.data) >= userdata.MAX_FIELDS:
+                p.data_dropped += 1
+                return
+            summary = p.data[key] = userdata.new_summary()
+        userdata.add(summary, day, session, ts, mid, value)
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def facts(self, p: Person, today: int) -> Facts:
+        return Facts(p.traits, p.counters, p.data, p.session_no, lambda n: self.computed_value(p, n, today, None),
+                     p.segments)  # fmt: skip
+
+    def computed_value(self, p: Person, name: str, today: int, facts: Facts | None) -> Any:
+        trait = self.computed.get(name)
+        if isinstance(trait, Aggregate):
+            return aggregate_value(trait, p.computed.get(name), today, self.day_of)
+        if isinstance(trait, Cases):
+            f = facts or Facts(p.traits, p.counters, p.data, p.session_no)
+            for rule, value in trait.cases:
+                if evaluate(rule, f, today):
+                    return value
+            return trait.default
+        return None
+
+    def computed_values(self, p: Person, now: int) -> dict[str, Any]:
+        today = self.day_of(now)
+        return {name: self.computed_value(p, name, today, None) for name in sorted(self.computed)}
+
+    def evaluate_person(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: list[Marker]) -> None:
+        """Recompute membership as of `now`, in dependency order; changes go on the timeline."""
+        today = self.day_of(now)
+        facts = self.facts(p, today)
+        todo = {s.name for s in segments}
+        timed = False
+        for seg in self.segments.values():  # dependency order
+            if seg.name not in todo or seg.name in self._building:
+                continue
+            timed = timed or seg.name in self._timed_names
+            inside = seg.name in facts.segments
+            now_in = evaluate(seg.rule, facts, today)
+            if now_in == inside:
+                continue
+            if now_in:
+                facts.segments.add(seg.name)
+                p.segments = [*p.segments, seg.name]
+            else:
+                facts.segments.discard(seg.name)
+                p.segments = [s for s in p.segments if s != seg.name]
+            todo.update(self._dependents.get(seg.name, ()))
+            out.append(
+                Marker(p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": seg.name})
+            )
+        if timed and p.person_id not in self.next_check:
+            self._schedule(p.person_id, today + 1)
+
+    def evaluate_all(self, persons: dict[str, Person], segments: list[Segment], now: int) -> list[Marker]:
+        out: list[Marker] = []
+        if not segments:
+            return out
+        for seg in segments:
+            self._evaluated[seg.name] = self._version(seg.name)
+        for p in list(persons.values()):
+            self.evaluate_person(p, segments, now, f"define:{now}", out)
+        return out
+
+    # -- back-fill -----------------------------------------------------------------------
+
+    def apply_backfill(
+        self, backfill_id: str, rows: list[Any], cursor: str, done: bool, persons: Callable[[str], Person | None],
+        all_persons: dict[str, Person], now: int,
+    ) -> list[Marker]:  # fmt: skip
+        """Add a chunk of history counted by SQL: counters [(person, day, n)], computed
+        [(person, day, stats)]. Persons are the ids the events hold (merged ones resolve)."""
+        bf = self.backfills.get(backfill_id)
+        if bf is None:
+            return []
+        for pid, day, value in rows:
+            p = persons(pid)
+            if p is None:  # forgotten since
+                continue
+            if bf.kind == "counter":
+                buckets = p.counters.setdefault(bf.key, {})
+                buckets[day] = buckets.get(day, 0) + value
+            else:
+                summary = p.computed.get(bf.key)
+                if summary is None:
+                    summary = p.computed[bf.key] = userdata.new_summary()
+                trait = self.computed.get(bf.key)
+                keep = trait.keep_days if isinstance(trait, Aggregate) else userdata.KEEP_DAYS
+                userdata.add_stats(summary, day, value, keep)
+        bf.cursor = cursor
+        bf.rows += len(rows)
+        if not done:
+            return []
+        del self.backfills[backfill_id]
+        return self._reindex(all_persons, 0, now)
+
+    # -- time passing --------------------------------------------------------------------
+
+    def _schedule(self, pid: str, day: int) -> None:
+        old = self.next_check.get(pid)
+        if old == day:
+            return
+        if old is not None:
+            self.due.get(old, set()).discard(pid)
+        self.next_check[pid] = day
+        self.due.setdefault(day, set()).add(pid)
+
+    def unschedule(self, pid: str) -> None:
+        old = self.next_check.pop(pid, None)
+        if old is not None:
+            self.due.get(old, set()).discard(pid)
+
+    def due_count(self, now: int) -> int:
+        today = self.day_of(now)
+        return sum(len(ps) for day, ps in self.due.items() if day <= today)
+
+    def tick(self, now: int, persons: Callable[[str], Person | None]) -> list[Marker]:
+        """Re-check the persons whose next window edge is today or earlier."""
+        today = self.day_of(now)
+        out: list[Marker] = []
+        for day in sorted(d for d in self.due if d <= today):
+            for pid in sorted(self.due.pop(day)):
+                self.next_check.pop(pid, None)
+                p = persons(pid)
+                if p is None:
+                    continue
+                self.evaluate_person(p, self._timed, now, f"tick:{now}", out)
+                edge = self._next_edge(p, today)
+                if edge is not None:
+                    self._schedule(p.person_id, edge)
+                else:
+                    self.unschedule(p.person_id)
+        return out
+
+    def _next_edge(self, p: Person, today: int) -> int | None:
+        """The first day after today on which a time-based condition of p could change."""
+        best: int | None = None
+
+        def consider(day: int) -> None:
+            nonlocal best
+            if day > today and (best is None or day < best):
+                best = day
+
+        def rule_edges(rule: Rule) -> None:
+            if isinstance(rule, Did) and rule.within_days is not None:
+                for d in p.counters.get(rule.key) or {}:
+                    consider(d + rule.within_days if d > today - rule.within_days else d)
+            elif isinstance(rule, FirstDid):
+                days = p.counters.get(rule.key)
+                if days:
+                    consider(min(days) + rule.within_days)
+            elif isinstance(rule, DataIs) and rule.window not in ("all_time", "this_session", "previous_session"):
+                summary = p.data.get(rule.field)
+                if summary is not None and any(d >= today - userdata.KEEP_DAYS for d in summary[userdata.DAYS]):
+                    consider(today + 1)
+            elif isinstance(rule, ComputedIs):
+                c = self.computed.get(rule.name)
+                if isinstance(c, Aggregate) and c.timed and p.computed.get(rule.name):
+                    consider(today + 1)
+                elif isinstance(c, Cases):
+                    for r, _ in c.cases:
+                        rule_edges(r)
+            elif isinstance(rule, InSegment) and rule.name in self.segments:
+                rule_edges(self.segments[rule.name].rule)
+            for child in getattr(rule, "rules", ()):
+                rule_edges(child)
+            if hasattr(rule, "rule"):
+                rule_edges(rule.rule)  # type: ignore[union-attr]
+
+        for seg in self._timed:
+            rule_edges(seg.rule)
+        return best
+
+    # -- state ---------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "definitions": [d.to_dict() for d in self.definitions.values()],
+            "backfills": [
+                {
+                    "kind": b.kind,
+                    "key": b.key,
+                    "upto_seq": b.upto_seq,
+                    "cursor": b.cursor,
+                    "rows": b.rows,
+                    "spec": b.spec,
+                }
+                for b in self.backfills.values()
+            ],
+            "evaluated": self._evaluated,
+        }
+
+    def load_state(self, state: dict[str, Any], persons: dict[str, Person], now: int) -> None:
+        """Restore definitions from a checkpoint (the persons already hold their counts)."""
+        for d in state.get("definitions", ()):
+            self.definitions[(d["kind"], d["name"])] = Definition(
+                d["kind"], d["name"], d["body"], d["seq"], d["version"]
+            )
+        for (kind, name), d in self.definitions.items():
+            if kind == "computed_trait":
+                self.computed[name] = parse_computed({**d.body, "name": name})
+        for (kind, name), d in self.definitions.items():
+            if kind == "segment":
+                self.segments[name] = Segment(name, parse_rule(d.body["rule"]))
+        self.backfills = {
+            f"{b['kind']}:{b['key']}": Backfill(b["kind"], b["key"], b["upto_seq"], b["cursor"], b["rows"], b["spec"])
+            for b in state.get("backfills", ())
+        }
+        self._evaluated = dict(state.get("evaluated", {}))
+        for seg in [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]:
+            for cond in seg.counters:
+                self._counters.setdefault(cond.key, Did(cond.event, cond.channel, cond.store_id, cond.where))
+        self._reindex(persons, 0, now)
+        self.reschedule_all(persons, now)
+
+    def reschedule_all(self, persons: dict[str, Person], now: int) -> None:
+        """Rebuild the timer from the persons (after loading a checkpoint)."""
+        self.due.clear()
+        self.next_check.clear()
+        if not self._timed:
+            return
+        today = self.day_of(now)
+        for p in persons.values():
+            if (edge := self._next_edge(p, today - 1)) is not None:
+                self._schedule(p.person_id, edge)
