@@ -20,6 +20,7 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,18 +29,24 @@ from typing import Any
 
 import msgspec
 
+from . import backfill as backfill_jobs
+from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
 from .core.dedupe import DAY_MS, Deduper
 from .core.engine import Applied, Engine
 from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
+from .core.live import Backfill
 from .core.people import Person
 from .core.ports import LogRecord
 from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_state import SqliteStateStore
 
-__all__ = ["Accepted", "WorkspacePipeline", "new_id_factory"]
+__all__ = ["STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
+
+#: the shape of checkpointed person state; another value rebuilds it from the log
+STATE_VERSION = 2
 
 log = logging.getLogger("tsunagu.pipeline")
 
@@ -73,7 +80,10 @@ def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
         batch.forget_values.extend(body.get("values", ()))
         return
     # Events are msgpack arrays (Event is array_like): decoded untyped and transposed in C.
-    rows = msgspec.msgpack.decode(rec.body)
+    # Other records (definitions, back-fill chunks, timer ticks) carry only markers.
+    rows = msgspec.msgpack.decode(rec.body) if rec.kind == "events" else ()
+    if not rec.people:
+        return
     pids, markers = _people_decoder.decode(rec.people)
     c = batch.events
     if rows:
@@ -116,6 +126,7 @@ class WorkspacePipeline:
         *,
         flush_interval: float = 0.1,
         checkpoint_interval: float = 30.0,
+        tick_interval: float = 60.0,
     ) -> None:
         self.workspace = workspace
         self.directory = directory
@@ -138,6 +149,11 @@ class WorkspacePipeline:
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_seq = 0
         self.stats = {"accepted": 0, "duplicates": 0, "replayed": 0}
+        self.tick_interval = tick_interval
+        self.backfill_chunk = 20_000  # persons per back-fill record
+        self._backfill_task: asyncio.Task[None] | None = None
+        self._backfill_totals: dict[str, int] = {}
+        self._backfill_done: dict[str, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -160,12 +176,20 @@ class WorkspacePipeline:
         self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
         await asyncio.to_thread(self._recover, now)
         self._analytics.start(self._log.tail, read_record, self.flush_interval)
+        if self.applied_seq == 0 and self.config.retail_traits:
+            for d in RETAIL:  # a new workspace starts with a retailer's computed traits
+                await self.define("computed_trait", d["name"], {k: v for k, v in d.items() if k != "name"}, now)
         if background:
             self._tasks = [
-                asyncio.create_task(self._every(self.checkpoint_interval, self.checkpoint), name="checkpoint")
+                asyncio.create_task(self._every(self.checkpoint_interval, self.checkpoint), name="checkpoint"),
+                asyncio.create_task(self._every(self.tick_interval, self._tick_now), name="tick"),
             ]
+            self._start_backfills()
 
     async def close(self) -> None:
+        if self._backfill_task is not None:
+            self._tasks.append(self._backfill_task)
+            self._backfill_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -198,7 +222,14 @@ class WorkspacePipeline:
         assert self._state is not None and self._log is not None and self._analytics is not None
         started = time.perf_counter()
         ckpt_seq, bodies = self._state.load()
+        meta = self._state.load_meta()
+        if ckpt_seq and meta.get("version") != STATE_VERSION:
+            # person state of an older shape: rebuild it from the log (the source of truth)
+            log.info("%s: checkpoint format changed; rebuilding person state from the log", self.workspace)
+            ckpt_seq, bodies, meta = 0, iter(()), {}
         self.engine.load(_person_decoder.decode(b) for b in bodies)
+        if meta.get("live"):
+            self.engine.live.load_state(meta["live"], self.engine.persons, now)
         self.engine.dirty.clear()
         self.engine.removed.clear()
         self._last_checkpoint_seq = seq = ckpt_seq
@@ -212,13 +243,12 @@ class WorkspacePipeline:
         while records := self._log.read(seq, 2000):
             for rec in records:
                 seq = rec.seq
-                if rec.kind == "forget":
-                    for pid in _forget_decoder.decode(rec.body)["person_ids"]:
-                        self.engine.forget(pid)
-                else:
+                if rec.kind == "events":
                     events = _events_decoder.decode(rec.body)
                     self.engine.apply(events)
                     replayed += len(events)
+                else:
+                    self._apply_control(rec.kind, rec.seq, msgspec.msgpack.decode(rec.body))
         self.applied_seq = self.committed_seq = seq
         since = now - self.config.dedupe_days * DAY_MS
         for received_at, ids in self._log.recent_ids(since):
@@ -231,6 +261,167 @@ class WorkspacePipeline:
             replayed,
             time.perf_counter() - started,
         )
+
+    def _apply_control(self, kind: str, seq: int, body: Any) -> Applied | None:
+        """Apply a control record to the engine (live, or replaying the log)."""
+        engine = self.engine
+        if kind == "forget":
+            for pid in body["person_ids"]:
+                engine.forget(pid)
+            return None
+        if kind == "define":
+            return engine.define(body["kind"], body["name"], body["body"], seq, body["now"])
+        if kind == "undefine":
+            return engine.undefine(body["kind"], body["name"], body["now"])
+        if kind == "backfill":
+            rows = [tuple(r) for r in body["rows"]]
+            return engine.apply_backfill(body["id"], rows, body["cursor"], body["done"], body["now"])
+        if kind == "tick":
+            return engine.tick(body["now"])
+        raise ValueError(f"unknown log record kind {kind!r}")
+
+    async def _control(self, kind: str, body: dict[str, Any], received_at: int) -> Applied:
+        """Apply a control record now and make it durable, like a request's events."""
+        loop = self._loop
+        assert loop is not None, "pipeline is not open"
+        if self.failed:
+            raise Unavailable("the workspace is recovering from a storage error; retry shortly")
+        encoded = _encoder.encode(body)
+        seq = self.applied_seq + 1
+        try:
+            applied = self._apply_control(kind, seq, body)
+        except InvalidInput:
+            raise
+        except Exception:
+            log.exception("%s: engine failed on a %s record; the workspace will be reopened", self.workspace, kind)
+            self.failed = True
+            raise Unavailable("the workspace hit an internal error and is recovering; retry shortly") from None
+        assert applied is not None
+        self.applied_seq = seq
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: LogRecord | BaseException) -> None:
+            self._completed(result, 0, 0, fut)
+
+        self.log.append(seq, kind, received_at, encoded, b"", _people_blob(applied), done)
+        await fut
+        return applied
+
+    # -- definitions ---------------------------------------------------------------------
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Every definition with its state: ready, or building (back-fill progress)."""
+        live = self.engine.live
+        out = []
+        for (kind, name), d in sorted(live.definitions.items()):
+            item = d.to_dict()
+            item["status"] = "ready"
+            pending = self.backfills_of(kind, name)
+            if pending:
+                item["status"] = "building"
+                item["backfill"] = [self.backfill_progress(b) for b in pending]
+            if kind == "segment":
+                item["members"] = self.segment_size(name)
+            out.append(item)
+        return out
+
+    def definition(self, kind: str, name: str) -> dict[str, Any]:
+        for item in self.definitions():
+            if item["kind"] == kind and item["name"] == name:
+                return item
+        raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
+
+    def backfills_of(self, kind: str, name: str) -> list[Backfill]:
+        live = self.engine.live
+        if kind == "computed_trait":
+            return [b for b in live.backfills.values() if b.kind == "computed" and b.key == name]
+        seg = live.segments.get(name)
+        if seg is None or name not in live._building:
+            return []
+        keys = {c.key for c in seg.counters}
+        names = set(seg.computed)
+        for other in live._reads_closure(seg.segments):
+            if other in live.segments:
+                keys |= {c.key for c in live.segments[other].counters}
+                names |= live.segments[other].computed
+        for cname in list(names):
+            c = live.computed.get(cname)
+            if c is not None and not hasattr(c, "agg"):
+                keys |= {d.key for d in c.reads().counters}  # type: ignore[union-attr]
+        return [b for b in live.backfills.values() if (b.kind == "counter" and b.key in keys) or
+                (b.kind == "computed" and b.key in names)]  # fmt: skip
+
+    def backfill_progress(self, b: Backfill) -> dict[str, Any]:
+        total = self._backfill_totals.get(b.id)
+        done = self._backfill_done.get(b.id, 0)
+        return {"id": b.id, "persons_done": done, "persons_total": total, "rows": b.rows}
+
+    def segment_size(self, name: str) -> int:
+        return sum(1 for p in self.engine.persons.values() if name in p.segments)
+
+    async def define(self, kind: str, name: str, body: dict[str, Any], now: int) -> dict[str, Any]:
+        """Create or change a segment or computed trait (idempotent: the same body changes nothing)."""
+        _check_name(name)
+        self.engine.live.parse(kind, name, body)  # refuse before anything is logged
+        current = self.engine.live.definitions.get((kind, name))
+        if current is not None and current.body == body:
+            return self.definition(kind, name) | {"changed": False}
+        await self._control("define", {"kind": kind, "name": name, "body": body, "now": now}, now)
+        self._start_backfills()
+        return self.definition(kind, name) | {"changed": True}
+
+    async def undefine(self, kind: str, name: str, now: int) -> None:
+        if (kind, name) not in self.engine.live.definitions:
+            raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
+        self.engine.live.undefine_check(kind, name)
+        await self._control("undefine", {"kind": kind, "name": name, "now": now}, now)
+
+    # -- back-fill ---------------------------------------------------------------------
+
+    def _start_backfills(self) -> None:
+        idle = self._backfill_task is None or self._backfill_task.done()
+        if idle and self.engine.live.backfills and self._loop is not None:
+            self._backfill_task = self._loop.create_task(self._run_backfills(), name="backfill")
+
+    async def _run_backfills(self) -> None:
+        """Count the history of new counters and computed traits, chunk by chunk, into the log."""
+        live = self.engine.live
+        while live.backfills and not self.failed:
+            bf = next(iter(live.backfills.values()))
+            await self.flush()
+            if not await asyncio.to_thread(self.analytics.wait_for, bf.upto_seq - 1):
+                await asyncio.sleep(1)
+                continue
+            if bf.id not in self._backfill_totals:
+                self._backfill_totals[bf.id] = await asyncio.to_thread(backfill_jobs.person_count, self.analytics, bf)
+            rows, cursor, done = await asyncio.to_thread(
+                backfill_jobs.chunk, self.analytics, bf, self.config.timezone, self.backfill_chunk
+            )
+            if live.backfills.get(bf.id) is not bf:  # redefined or dropped meanwhile
+                continue
+            self._backfill_done[bf.id] = self._backfill_done.get(bf.id, 0) + len({r[0] for r in rows})
+            body = {"id": bf.id, "rows": rows, "cursor": cursor, "done": done, "now": now_ms()}
+            await self._control("backfill", body, body["now"])
+            if done:
+                self._backfill_totals.pop(bf.id, None)
+                self._backfill_done.pop(bf.id, None)
+
+    async def wait_for_backfills(self, timeout: float = 120.0) -> None:
+        self._start_backfills()
+        if self._backfill_task is not None:
+            await asyncio.wait_for(asyncio.shield(self._backfill_task), timeout)
+
+    # -- time ---------------------------------------------------------------------------
+
+    async def tick(self, now: int) -> int:
+        """Re-check the persons whose window edge passed by `now`; returns the changes."""
+        if not self.engine.live.due_count(now):
+            return 0
+        applied = await self._control("tick", {"now": now}, now)
+        return len(applied.markers)
+
+    async def _tick_now(self) -> None:
+        await self.tick(now_ms())
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -377,11 +568,12 @@ class WorkspacePipeline:
             persons = engine.persons
             blobs = [(pid, _encoder.encode(persons[pid])) for pid in dirty if pid in persons]
             removed = list(engine.removed)
+            meta = _encoder.encode({"version": STATE_VERSION, "live": engine.live.to_state()})
             engine.dirty_state.clear()
             engine.removed.clear()
             await self._until_committed(seq)  # never checkpoint an event the log may not hold
             assert self._state is not None
-            await asyncio.to_thread(self._state.save, seq, blobs, removed)
+            await asyncio.to_thread(self._state.save, seq, blobs, removed, meta)
             self._last_checkpoint_seq = seq
 
     # -- reads -------------------------------------------------------------------------
@@ -475,6 +667,12 @@ class WorkspacePipeline:
         count = 0
         for rec in self.log.read_seqs(sorted(seqs)):
             if rec.kind != "events":
+                if rec.people:
+                    pids, markers = _people_decoder.decode(rec.people)
+                    kept_markers = [m for m in markers if m[0] not in person_ids]
+                    if len(kept_markers) != len(markers):
+                        self.log.rewrite(rec.seq, rec.body, rec.ids, _encoder.encode((pids, kept_markers)))
+                        count += 1
                 continue
             events = _events_decoder.decode(rec.body)
             pids, markers = _people_decoder.decode(rec.people)
@@ -491,6 +689,18 @@ class WorkspacePipeline:
             )
             count += 1
         return count
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InvalidInput.for_field("name", "must be 1-64 letters, digits, _ . - (starting with a letter or digit)")
 
 
 def new_id_factory() -> Callable[[], str]:

@@ -32,3 +32,5 @@ class WorkspaceConfig(msgspec.Struct, kw_only=True):
     dedupe_days: int = 7
     #: the workspace's time zone (reports, windows)
     timezone: str = "Asia/Tokyo"
+    #: define the retail computed traits (core.computed.RETAIL) when the workspace starts
+    retail_traits: bool = True

@@ -181,18 +181,23 @@ class Live:
                 for p in persons.values():
                     p.computed.pop(name, None)
                 self.backfills.pop(f"computed:{name}", None)
-                self.backfills[f"computed:{name}"] = Backfill("computed", name, seq, spec=body)
+                if persons:  # no persons yet: no history to count
+                    self.backfills[f"computed:{name}"] = Backfill("computed", name, seq, spec=body)
         else:
             assert isinstance(parsed, Segment)
             self.segments[name] = parsed
         return self._reindex(persons, seq, now)
 
-    def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Marker]:
-        if (kind, name) not in self.definitions:
-            return []
+    def undefine_check(self, kind: str, name: str) -> None:
+        """Refuse to remove what another segment reads."""
         readers = [s.name for s in self.segments.values() if name in (s.segments if kind == "segment" else s.computed)]
         if readers:
             raise InvalidInput.for_field("name", f"{name!r} is read by segment {readers[0]!r}; change that first")
+
+    def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Marker]:
+        if (kind, name) not in self.definitions:
+            return []
+        self.undefine_check(kind, name)
         del self.definitions[(kind, name)]
         markers: list[Marker] = []
         if kind == "segment":
@@ -221,7 +226,7 @@ class Live:
             for p in persons.values():
                 p.counters.pop(key, None)
         for key, cond in wanted.items():
-            if key not in self._counters and seq:
+            if key not in self._counters and seq and persons:  # no persons yet: no history to count
                 spec = {"event": cond.event, "channel": cond.channel, "store_id": cond.store_id,
                         "where": dict(cond.where)}  # fmt: skip
                 self.backfills[f"counter:{key}"] = Backfill("counter", key, seq, spec=spec)
@@ -417,8 +422,10 @@ class Live:
             out.append(
                 Marker(p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": seg.name})
             )
-        if timed and p.person_id not in self.next_check:
-            self._schedule(p.person_id, today + 1)
+        # A new event never brings a window edge earlier than one already scheduled, so
+        # the (bucket-scanning) edge is only computed when none is.
+        if timed and p.person_id not in self.next_check and (edge := self._next_edge(p, today)) is not None:
+            self._schedule(p.person_id, edge)
 
     def evaluate_all(self, persons: dict[str, Person], segments: list[Segment], now: int) -> list[Marker]:
         out: list[Marker] = []

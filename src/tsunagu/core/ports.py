@@ -19,7 +19,7 @@ class LogRecord:
     """One entry of the event log: a request's accepted events, or a control record."""
 
     seq: int
-    kind: str  # "events" | "forget"
+    kind: str  # "events" | "forget" | "define" | "undefine" | "backfill" | "tick"
     received_at: int
     body: bytes  # msgpack: list[Event] for "events", a dict for "forget"
     ids: bytes = b""  # msgpack list of the message ids in body (for de-duplication)
@@ -58,7 +58,11 @@ class StateStore(Protocol):
 
     def load(self) -> tuple[int, Iterator[bytes]]: ...
 
-    def save(self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str]) -> None: ...
+    def load_meta(self) -> dict[str, Any]: ...
+
+    def save(
+        self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str], meta: bytes = b""
+    ) -> None: ...
 
     def close(self) -> None: ...
 

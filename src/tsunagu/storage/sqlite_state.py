@@ -9,6 +9,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 __all__ = ["SqliteStateStore"]
 
@@ -38,7 +41,14 @@ class SqliteStateStore:
 
         return seq, bodies()
 
-    def save(self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str]) -> None:
+    def load_meta(self) -> dict[str, Any]:
+        """What the engine keeps besides persons (definitions, back-fill state), msgpack."""
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'engine'").fetchone()
+        return msgspec.msgpack.decode(row[0]) if row and row[0] else {}
+
+    def save(
+        self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str], meta: bytes = b""
+    ) -> None:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -46,6 +56,8 @@ class SqliteStateStore:
                 con.executemany("DELETE FROM persons WHERE person_id = ?", [(r,) for r in removed])
             con.executemany("INSERT OR REPLACE INTO persons (person_id, body) VALUES (?, ?)", persons)
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('applied_seq', ?)", (applied_seq,))
+            if meta:
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)", (meta,))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
