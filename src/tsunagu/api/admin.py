@@ -245,6 +245,11 @@ def build_admin_app(platform: Platform) -> FastAPI:
             )
         return _error_response(err)
 
+    # First: `/api/v1/segments/overlap` must win over any `/api/v1/segments/{name}` route.
+    from .reports import router as reports_router  # it imports this module's helpers
+
+    app.include_router(reports_router)
+
     @app.get("/health", tags=["system"])
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}

@@ -1,0 +1,358 @@
+"""Segment reports: size over time, entries and exits per day, overlap, members and CSV.
+
+Membership now comes from the engine (`person.segments`, always live). History comes
+from the timeline: every entry and exit is a `segment_enter` / `segment_exit` row in the
+analytics store's `events`, stamped with when it happened. The admin UI renders the same
+functions, so the page and the API never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..core.errors import InvalidInput, NotFound
+from ..core.people import Person
+from ..core.segments import day_of
+from .admin import Pipe, _decode_cursor, _encode_cursor, iso
+
+if TYPE_CHECKING:
+    from ..pipeline import WorkspacePipeline
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_DAYS",
+    "csv_filename",
+    "csv_response",
+    "members_csv",
+    "members_page",
+    "overlap",
+    "require_segment",
+    "router",
+    "segment_report",
+]
+
+MAX_DAYS = 366
+#: the columns every members CSV starts with; chosen traits and computed traits follow
+CSV_COLUMNS = ("person_id", "user_id", "email", "first_seen", "last_seen", "entered_at")
+# Rows per chunk of a CSV download: one entered_at query and one write to the socket each,
+# so a segment of a million people streams in bounded memory.
+CSV_CHUNK = 2000
+_MARKERS = "type IN ('segment_enter', 'segment_exit') AND json_extract_string(properties, '$.segment') = ?"
+
+
+def require_segment(pipe: WorkspacePipeline, name: str, field: str = "name") -> None:
+    if name not in pipe.engine.live.segments:
+        raise NotFound.for_field(field, f"no segment {name!r} in this workspace")
+
+
+def _members(pipe: WorkspacePipeline, name: str) -> list[str]:
+    """The live members' person ids, sorted (a stable order to page through)."""
+    return sorted(pid for pid, p in pipe.engine.persons.items() if name in p.segments)
+
+
+def _midnight(d: date, zone: ZoneInfo) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() * 1000)
+
+
+async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int) -> dict[str, Any]:
+    """Entries, exits and the size at the end of each of the last `days` days (today included).
+
+    Days are calendar days in the workspace's time zone. The size at the end of a day is
+    the number of people (as they are now: merged ids count as their survivor) whose
+    latest entry or exit before the next midnight was an entry. That is exact where a
+    running count of entries minus exits is not: when two members merge, one of them
+    stops being a person without an exit.
+    """
+    require_segment(pipe, name)
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput.for_field("days", f"must be 1 to {MAX_DAYS}, not {days}")
+    zone = ZoneInfo(pipe.config.timezone)
+    today = date(1970, 1, 1) + timedelta(days=day_of(now, zone))
+    dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    starts = [_midnight(d, zone) for d in dates]
+    ends = [*starts[1:], _midnight(today + timedelta(days=1), zone)]
+    await pipe.flush()
+    sql = f"""
+        WITH m AS (
+            SELECT canonical_person_id AS pid, type, epoch_ms(timestamp) AS ts, seq
+            FROM person_events WHERE {_MARKERS}
+        ),
+        spans AS (  -- each marker holds until the person's next one
+            SELECT type, ts, coalesce(lead(ts) OVER (PARTITION BY pid ORDER BY ts, seq), 9e18) AS until FROM m
+        ),
+        b AS (SELECT unnest(?) AS i, unnest(?) AS start_ms, unnest(?) AS end_ms)
+        SELECT b.i,
+            (SELECT count(*) FROM m WHERE m.type = 'segment_enter' AND m.ts >= b.start_ms AND m.ts < b.end_ms),
+            (SELECT count(*) FROM m WHERE m.type = 'segment_exit' AND m.ts >= b.start_ms AND m.ts < b.end_ms),
+            (SELECT count(*) FROM spans s WHERE s.type = 'segment_enter' AND s.ts < b.end_ms AND s.until >= b.end_ms)
+        FROM b ORDER BY b.i
+    """
+    rows = await asyncio.to_thread(pipe.analytics.query, sql, [name, list(range(days)), starts, ends])
+    return {
+        "segment": name,
+        "size": pipe.segment_size(name),
+        "timezone": pipe.config.timezone,
+        "days": [
+            {"day": dates[i].isoformat(), "entries": entries, "exits": exits, "size": size}
+            for i, entries, exits, size in rows
+        ],
+    }
+
+
+def overlap(pipe: WorkspacePipeline, a: str, b: str) -> dict[str, Any]:
+    """How many people are in `a`, in `b`, in both, now (live memberships)."""
+    require_segment(pipe, a, "a")
+    require_segment(pipe, b, "b")
+    in_a = in_b = both = 0
+    for p in pipe.engine.persons.values():
+        segs = p.segments
+        x, y = a in segs, b in segs
+        in_a += x
+        in_b += y
+        both += x and y
+    union = in_a + in_b - both
+    return {
+        "a": in_a,
+        "b": in_b,
+        "both": both,
+        "only_a": in_a - both,
+        "only_b": in_b - both,
+        "jaccard": round(both / union, 6) if union else 0.0,
+    }
+
+
+async def _entered_at(pipe: WorkspacePipeline, name: str, person_ids: list[str]) -> dict[str, int]:
+    """When each of these people last entered the segment (their current stay)."""
+    if not person_ids:
+        return {}
+    rows = await asyncio.to_thread(
+        pipe.analytics.query,
+        "WITH ids AS (SELECT unnest(?) AS pid)"
+        " SELECT e.canonical_person_id, max(epoch_ms(e.timestamp)) FROM person_events e"
+        " JOIN ids ON ids.pid = e.canonical_person_id"
+        " WHERE e.type = 'segment_enter' AND json_extract_string(e.properties, '$.segment') = ? GROUP BY 1",
+        [person_ids, name],
+    )
+    return dict(rows)  # type: ignore[arg-type]
+
+
+async def members_page(
+    pipe: WorkspacePipeline, name: str, *, limit: int, after: str | None
+) -> tuple[list[tuple[Person, int | None]], str | None]:
+    """Members in person id order after `after`, with when they entered; and the next cursor."""
+    require_segment(pipe, name)
+    ids = [pid for pid in _members(pipe, name) if after is None or pid > after]
+    page, more = ids[:limit], len(ids) > limit
+    await pipe.flush()
+    entered = await _entered_at(pipe, name, page)
+    people = [(p, entered.get(pid)) for pid in page if (p := pipe.engine.persons.get(pid))]
+    return people, (page[-1] if more and page else None)
+
+
+def _parse_names(field: str, value: str | None) -> list[str]:
+    names = [n.strip() for n in (value or "").split(",") if n.strip()]
+    if len(names) > 100:
+        raise InvalidInput.for_field(field, "at most 100 names")
+    return names
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return msgspec.json.encode(value).decode()
+    return str(value)
+
+
+def members_csv(
+    pipe: WorkspacePipeline, name: str, *, traits: str | None, computed: str | None, clock: Callable[[], int]
+) -> AsyncIterator[bytes]:
+    """The members as CSV (UTF-8 with a BOM, so Excel opens Japanese text right), in chunks.
+
+    Checks the segment and the names first (errors must come before the first byte),
+    then streams: the member ids are taken once, rows are written `CSV_CHUNK` at a time.
+    Times are local to the workspace (`YYYY-MM-DD HH:MM:SS`), which spreadsheets read.
+    """
+    require_segment(pipe, name)
+    trait_names = _parse_names("traits", traits)
+    computed_names = _parse_names("computed", computed)
+    unknown = [c for c in computed_names if c not in pipe.engine.live.computed]
+    if unknown:
+        known = ", ".join(sorted(pipe.engine.live.computed)) or "none defined"
+        raise InvalidInput.for_field("computed", f"no computed trait {unknown[0]!r} (known: {known})")
+    zone = ZoneInfo(pipe.config.timezone)
+
+    def local(ms: int | None) -> str:
+        if not ms:
+            return ""
+        return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+    async def rows() -> AsyncIterator[bytes]:
+        ids = _members(pipe, name)
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")  # RFC 4180 line ends, quotes where needed
+        buf.write("\ufeff")
+        out.writerow([*CSV_COLUMNS, *trait_names, *computed_names])
+        await pipe.flush()
+        for i in range(0, len(ids), CSV_CHUNK):
+            chunk = ids[i : i + CSV_CHUNK]
+            entered = await _entered_at(pipe, name, chunk)
+            now = clock()
+            for pid in chunk:
+                p = pipe.engine.persons.get(pid)
+                if p is None:  # merged away or forgotten since the download started
+                    continue
+                values = pipe.engine.live.computed_values(p, now) if computed_names else {}
+                out.writerow(
+                    [
+                        pid,
+                        ";".join(p.identifiers.get("user_id", ())),
+                        ";".join(p.identifiers.get("email", ())),
+                        local(p.first_seen if p.event_count else None),
+                        local(p.last_seen if p.event_count else None),
+                        local(entered.get(pid)),
+                        *(_cell(p.traits.get(t)) for t in trait_names),
+                        *(_cell(values.get(c)) for c in computed_names),
+                    ]
+                )
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+        if buf.tell():  # an empty segment: the header alone
+            yield buf.getvalue().encode()
+
+    return rows()
+
+
+def csv_filename(name: str) -> str:
+    return "segment-" + re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".csv"
+
+
+# -- the HTTP API -------------------------------------------------------------------------
+
+
+class ReportDayOut(BaseModel):
+    day: str = Field(description="a calendar day in the workspace's time zone", examples=["2026-11-20"])
+    entries: int = Field(description="people who entered that day")
+    exits: int = Field(description="people who left that day")
+    size: int = Field(description="members at the end of that day (now, for today)")
+
+
+class SegmentReportOut(BaseModel):
+    segment: str
+    size: int = Field(description="members now")
+    timezone: str
+    days: list[ReportDayOut] = Field(description="oldest first; the last is today")
+
+
+class OverlapOut(BaseModel):
+    a: int = Field(description="members of a")
+    b: int = Field(description="members of b")
+    both: int
+    only_a: int
+    only_b: int
+    jaccard: float = Field(description="both / members of either (0 when both are empty)")
+
+
+class MemberOut(BaseModel):
+    person_id: str
+    identifiers: dict[str, list[str]]
+    traits: dict[str, Any]
+    first_seen: str | None
+    last_seen: str | None
+    entered_at: str | None = Field(description="when this stay in the segment began, if on the timeline")
+
+
+class MembersOut(BaseModel):
+    segment: str
+    size: int
+    members: list[MemberOut]
+    next_cursor: str | None
+
+
+router = APIRouter(tags=["segment reports"])
+
+
+@router.get("/api/v1/segments/overlap", response_model=OverlapOut)
+async def segments_overlap(
+    pipe: Pipe,
+    a: Annotated[str, Query(description="a segment name")],
+    b: Annotated[str, Query(description="another segment name")],
+) -> dict[str, Any]:
+    """How many people are in each of two segments and in both, now."""
+    return overlap(pipe, a, b)
+
+
+@router.get("/api/v1/segments/{name}/report", response_model=SegmentReportOut)
+async def report(
+    pipe: Pipe, name: str, request: Request, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30
+) -> dict[str, Any]:
+    """Entries, exits and size at the end of each of the last `days` days (workspace time zone)."""
+    return await segment_report(pipe, name, days, request.app.state.platform.clock())
+
+
+@router.get("/api/v1/segments/{name}/members", response_model=MembersOut)
+async def members(
+    pipe: Pipe,
+    name: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The members now, in person id order, paged with `next_cursor`."""
+    after = _decode_cursor(cursor, str) if cursor else None
+    page, nxt = await members_page(pipe, name, limit=limit, after=after)
+    return {
+        "segment": name,
+        "size": pipe.segment_size(name),
+        "members": [
+            {
+                "person_id": p.person_id,
+                "identifiers": p.identifiers,
+                "traits": p.traits,
+                "first_seen": iso(p.first_seen) if p.event_count else None,
+                "last_seen": iso(p.last_seen) if p.event_count else None,
+                "entered_at": iso(entered),
+            }
+            for p, entered in page
+        ],
+        "next_cursor": _encode_cursor(nxt) if nxt else None,
+    }
+
+
+@router.get(
+    "/api/v1/segments/{name}/members.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with a BOM"}},
+)
+async def members_download(
+    pipe: Pipe,
+    name: str,
+    request: Request,
+    traits: Annotated[str | None, Query(description="trait columns, comma separated")] = None,
+    computed: Annotated[str | None, Query(description="computed trait columns, comma separated")] = None,
+) -> StreamingResponse:
+    """The members as CSV, streamed: person_id, user_id, email, first_seen, last_seen, entered_at, ..."""
+    body = members_csv(pipe, name, traits=traits, computed=computed, clock=request.app.state.platform.clock)
+    return csv_response(body, name)
+
+
+def csv_response(body: AsyncIterator[bytes], name: str) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{csv_filename(name)}"', "Cache-Control": "no-store"},
+    )
