@@ -12,7 +12,6 @@ import binascii
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -26,14 +25,14 @@ from ..core.config import IDENTIFIER_TYPES
 from ..core.errors import FieldError, InvalidInput, NotFound, TsunaguError, Unauthorized
 from ..core.identity import normalize_value
 from ..core.people import Person
-from ..core.segments import day_of, parse_rule
+from ..core.userdata import describe
 from ..pipeline import WorkspacePipeline
-from ..sql.segments import DIALECTS, compile_segment
+from .preview import preview_rule
 
 if TYPE_CHECKING:
     from ..app import Platform
 
-__all__ = ["build_admin_app", "iso", "person_json"]
+__all__ = ["build_admin_app", "iso", "person_json", "user_data"]
 
 
 def iso(ms: int | None) -> str | None:
@@ -61,6 +60,19 @@ class PersonOut(BaseModel):
     merged_ids: list[str] = Field(description="person ids merged into this one")
     conflicts: list[dict[str, Any]] = Field(description="identifiers refused because they would join two user_ids")
     segments: list[str] = Field(default_factory=list, description="the live segments this person is in")
+    computed: dict[str, Any] = Field(
+        default_factory=dict, description="computed trait values now (on GET of one person and lookup)"
+    )
+
+
+class PersonDataOut(BaseModel):
+    person_id: str
+    evaluated_on: str = Field(description="the day windows end on, in the workspace's time zone")
+    fields: dict[str, dict[str, Any]] = Field(
+        description="user data: field (buy, buy.revenue, $page.path) -> statistics over all time "
+        "(count, sum/min/max/avg, most_frequent, distinct_count, first, last, count_last_7_days, …), most used first"
+    )
+    fields_dropped: int = Field(description="fields not summarised because the person reached the cap")
 
 
 class EventOut(BaseModel):
@@ -267,6 +279,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
     @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"])
     async def lookup(
         pipe: Pipe,
+        request: Request,
         type: Annotated[
             str, Query(description="identifier type: " + ", ".join(IDENTIFIER_TYPES) + " or a custom type")
         ],
@@ -276,7 +289,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
         person = pipe.engine.lookup(type, norm)
         if person is None:
             raise NotFound.for_field("value", f"no person with {type} {value!r}")
-        return person_json(person)
+        return _with_computed(pipe, person, request)
 
     @app.get("/api/v1/people", response_model=PeopleOut, tags=["people"])
     async def search(
@@ -294,8 +307,20 @@ def build_admin_app(platform: Platform) -> FastAPI:
         return {"people": people, "next_cursor": nxt}
 
     @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"])
-    async def get_person(pipe: Pipe, person_id: str) -> dict[str, Any]:
-        return person_json(pipe.person(person_id))
+    async def get_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
+        return _with_computed(pipe, pipe.person(person_id), request)
+
+    @app.get("/api/v1/people/{person_id}/data", response_model=PersonDataOut, tags=["people"])
+    async def person_data(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
+        """A person's user data: every event field summarised, without any declaration."""
+        person = pipe.person(person_id)
+        today = pipe.engine.live.day_of(request.app.state.platform.clock())
+        return {
+            "person_id": person.person_id,
+            "evaluated_on": (date(1970, 1, 1) + timedelta(days=today)).isoformat(),
+            "fields": user_data(person, today),
+            "fields_dropped": person.data_dropped,
+        }
 
     @app.get("/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"])
     async def timeline(
@@ -329,26 +354,14 @@ def build_admin_app(platform: Platform) -> FastAPI:
     @app.post("/api/v1/segments/preview", response_model=SegmentPreviewOut, tags=["segments"])
     async def preview_segment(pipe: Pipe, body: SegmentPreviewIn, request: Request) -> dict[str, Any]:
         """Count a rule's members now (bulk SQL over the analytics store) and show a sample."""
-        rule = parse_rule(body.rule)
-        if body.dialect not in DIALECTS:
-            raise InvalidInput.for_field("dialect", f"{body.dialect!r} is not one of {', '.join(DIALECTS)}")
-        zone = ZoneInfo(pipe.config.timezone)
-        today = day_of(request.app.state.platform.clock(), zone)
-        tz = pipe.config.timezone
-        members_sql = compile_segment(rule, today=today, timezone=tz)
-        await pipe.flush()
-        rows = await asyncio.to_thread(
-            pipe.analytics.query,
-            f"WITH members AS ({members_sql}) SELECT (SELECT count(*) FROM members),"
-            " (SELECT list(person_id ORDER BY person_id) FROM (SELECT person_id FROM members LIMIT ?))",
-            [body.sample],
+        count, sample, sql, day = await preview_rule(
+            pipe, body.rule, now=request.app.state.platform.clock(), sample=body.sample, dialect=body.dialect
         )
-        count, sample = rows[0]
         return {
             "count": count,
-            "sample": [person_json(p) for pid in (sample or []) if (p := pipe.engine.get(pid))],
-            "sql": compile_segment(rule, today=today, timezone=tz, dialect=body.dialect, pretty=True),
-            "evaluated_on": (date(1970, 1, 1) + timedelta(days=today)).isoformat(),
+            "sample": [person_json(p) for pid in sample if (p := pipe.engine.get(pid))],
+            "sql": sql,
+            "evaluated_on": day,
         }
 
     @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
@@ -356,4 +369,18 @@ def build_admin_app(platform: Platform) -> FastAPI:
         result = await pipe.forget(person_id, request.app.state.platform.clock())
         return {"deleted": True, **result}
 
+    from .definitions import router as definitions_router  # it imports this module
+
+    app.include_router(definitions_router)
     return app
+
+
+def _with_computed(pipe: WorkspacePipeline, person: Person, request: Request) -> dict[str, Any]:
+    values = pipe.engine.live.computed_values(person, request.app.state.platform.clock())
+    return person_json(person) | {"computed": values}
+
+
+def user_data(person: Person, today: int) -> dict[str, dict[str, Any]]:
+    """Every user data field's statistics, the most used first."""
+    fields = {name: describe(summary, today, person.session_no) for name, summary in person.data.items()}
+    return dict(sorted(((k, v) for k, v in fields.items() if v), key=lambda kv: (-kv[1]["count"], kv[0])))

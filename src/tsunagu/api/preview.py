@@ -1,0 +1,53 @@
+"""A rule's members now, counted by SQL over the analytics store: the API's and the UI's preview."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..core.errors import InvalidInput
+from ..core.segments import Rule, day_of, parse_rule
+from ..pipeline import WorkspacePipeline
+from ..sql.segments import DIALECTS, compile_segment
+
+__all__ = ["preview_rule"]
+
+# Rules may read the workspace's computed traits and other segments once the SQL compiler
+# takes their definitions (keyword arguments `computed` and `segments`).
+_TAKES_DEFINITIONS = "segments" in inspect.signature(compile_segment).parameters
+
+
+def _definitions(pipe: WorkspacePipeline) -> dict[str, Any]:
+    if not _TAKES_DEFINITIONS:
+        return {}
+    live = pipe.engine.live
+    return {"computed": dict(live.computed), "segments": {n: s.rule for n, s in live.segments.items()}}
+
+
+async def preview_rule(
+    pipe: WorkspacePipeline, data: Any, *, now: int, sample: int = 20, dialect: str = "duckdb"
+) -> tuple[int, list[str], str, str]:
+    """(member count, a sample of person ids, the SQL in `dialect`, the day windows end on)."""
+    rule: Rule = parse_rule(data)
+    if dialect not in DIALECTS:
+        raise InvalidInput.for_field("dialect", f"{dialect!r} is not one of {', '.join(DIALECTS)}")
+    tz = pipe.config.timezone
+    today = day_of(now, ZoneInfo(tz))
+    known = _definitions(pipe)
+    try:
+        members_sql = compile_segment(rule, today=today, timezone=tz, **known)
+    except ValueError as exc:  # a computed trait or segment the workspace does not define
+        raise InvalidInput.for_field("rule", str(exc)) from None
+    await pipe.flush()
+    rows = await asyncio.to_thread(
+        pipe.analytics.query,
+        f"WITH members AS ({members_sql}) SELECT (SELECT count(*) FROM members),"
+        " (SELECT list(person_id ORDER BY person_id) FROM (SELECT person_id FROM members LIMIT ?))",
+        [sample],
+    )
+    count, ids = rows[0]
+    sql = compile_segment(rule, today=today, timezone=tz, dialect=dialect, pretty=True, **known)
+    return count, list(ids or []), sql, (date(1970, 1, 1) + timedelta(days=today)).isoformat()
