@@ -66,17 +66,21 @@ class Api:
         self._client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        status, body = self.request(method, path, **kwargs)
+        if status >= 400:
+            fail(body.get("error", {}).get("message", str(body)))
+        return body
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """(status, JSON body), errors included: for commands that show an error's details."""
         try:
             resp = self._client.request(method, path, **kwargs)
         except httpx.ConnectError:
             fail(f"cannot reach tsunagu at {self.url}: is `tsunagu serve` running? (--url to point elsewhere)")
         try:
-            body = resp.json()
+            return resp.status_code, resp.json()
         except ValueError:
-            body = {"error": {"message": resp.text}}
-        if resp.status_code >= 400:
-            fail(body.get("error", {}).get("message", resp.text))
-        return body
+            return resp.status_code, {"error": {"message": resp.text}}
 
 
 Url = Annotated[str | None, typer.Option("--url", envvar="TSUNAGU_URL", help="the server's URL")]

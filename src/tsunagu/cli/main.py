@@ -13,6 +13,7 @@ from ..app import Platform
 from ..core.errors import TsunaguError
 from . import people, segments, user, workspace
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, load_credentials, save_credentials
+from .apply import apply
 from .demo import demo, ensure_workspace, load_demo
 from .serve import run_server
 
@@ -27,6 +28,7 @@ app.add_typer(people.app, name="people")
 app.add_typer(user.app, name="user")
 app.add_typer(segments.app, name="segments")
 app.command("demo")(demo)
+app.command("apply")(apply)
 
 DEMO_USER = "admin@example.com"
 Host = Annotated[str, typer.Option("--host", help="interface to listen on")]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+import yaml
+from rich.table import Table
 
 from ..core.errors import InvalidInput
 from ..core.segments import day_of, parse_rule
 from ..sql.segments import DIALECTS, compile_segment
-from ._common import console, fail
+from ._common import DEFAULT_DATA_DIR, Api, DataDir, Token, Url, Workspace, console, fail
 
-app = typer.Typer(help="Segment rules: validate them and see their SQL.", no_args_is_help=True)
+app = typer.Typer(help="Segments: list them, show one, validate a rule and see its SQL.", no_args_is_help=True)
 
 
 @app.command("sql")
@@ -41,3 +43,44 @@ def sql(
     day = datetime.fromisoformat(today).replace(tzinfo=zone) if today else datetime.now(zone)
     console.print(compile_segment(rule, today=day_of(int(day.timestamp() * 1000), zone), timezone=timezone,
                                   dialect=dialect, pretty=True), highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def _status(d: dict[str, Any]) -> str:
+    if d["status"] == "ready":
+        return "[green]ready[/]"
+    done = sum(b["persons_done"] for b in d.get("backfill") or [])
+    total = sum(b["persons_total"] or 0 for b in d.get("backfill") or [])
+    return f"[yellow]building[/] {done:,}/{total:,}" if total else "[yellow]building[/]"
+
+
+@app.command("list")
+def list_(
+    data_dir: DataDir = DEFAULT_DATA_DIR, workspace: Workspace = "demo", url: Url = None, token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:  # fmt: skip
+    """The workspace's segments: members now, status, description."""
+    body = Api(url, token, data_dir, workspace).call("GET", "/api/v1/segments")
+    if as_json:
+        console.print_json(data=body)
+        return
+    table = Table("segment", "members", "status", "description", box=None, header_style="bold")
+    for d in body["segments"]:
+        table.add_row(d["name"], f"{d['members']:,}", _status(d), d["body"].get("description", ""))
+    console.print(table if body["segments"] else "no segments yet: `tsunagu apply FILE` (docs/segments.md)")
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="the segment's name")],
+    data_dir: DataDir = DEFAULT_DATA_DIR, workspace: Workspace = "demo", url: Url = None, token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:  # fmt: skip
+    """One segment: its rule, members now, status and version."""
+    d = Api(url, token, data_dir, workspace).call("GET", f"/api/v1/segments/{name}")
+    if as_json:
+        console.print_json(data=d)
+        return
+    console.print(f"[bold]{d['name']}[/]  {d['members']:,} members, {_status(d)}, version {d['version']}")
+    if d["body"].get("description"):
+        console.print(f"  {d['body']['description']}", highlight=False)
+    console.print(yaml.safe_dump({"rule": d["body"]["rule"]}, allow_unicode=True, sort_keys=False).rstrip())
