@@ -89,6 +89,14 @@ class Backfill:
         return f"{self.kind}:{self.key}"
 
 
+def _reads_sessions(rule: Rule) -> bool:
+    """Does a rule read a session window (which a new session changes, whatever the event)?"""
+    if isinstance(rule, DataIs):
+        return rule.window in ("this_session", "previous_session")
+    inner = getattr(rule, "rule", None)
+    return any(_reads_sessions(r) for r in (*getattr(rule, "rules", ()), *([inner] if inner else [])))
+
+
 class _DayCache:
     """day_of(ms) without a time-zone conversion per event: one per calendar day."""
 
@@ -279,6 +287,8 @@ class Live:
 
     def _events_of(self, seg: Segment) -> set[str]:
         out = {c.event for c in seg.counters} | {f.split(".", 1)[0] for f in seg.data}
+        if _reads_sessions(seg.rule):
+            out.add("$sessions")
         for name in seg.computed:
             c = self.computed.get(name)
             if isinstance(c, Aggregate):
@@ -286,6 +296,8 @@ class Live:
             elif isinstance(c, Cases):
                 reads = c.reads()
                 out |= {d.event for d in reads.counters} | {f.split(".", 1)[0] for f in reads.data}
+                if _reads_sessions(reads.rule):
+                    out.add("$sessions")
         for other in seg.segments:
             if other in self.segments:
                 out |= self._events_of(self.segments[other])
@@ -323,6 +335,7 @@ class Live:
         """Fold one event into the person, then re-evaluate what it can change."""
         typ = ev.type
         name = ev.event
+        new_session = False
         if typ == "track" or typ == "page" or typ == "screen":
             if typ != "track":
                 name = "$" + typ
@@ -331,6 +344,7 @@ class Live:
             day = self.day_of(ts)
             if p.session_no < 0 or ts > p.session_last + userdata.SESSION_GAP_MS:
                 p.session_no += 1
+                new_session = True
                 self._add(p, "$sessions", day, p.session_no, ts, mid, None)
             if ts > p.session_last:
                 p.session_last = ts
@@ -360,6 +374,10 @@ class Live:
             affected: Iterable[Segment] = self.segments.values()
         else:
             found = list(self._segments_by_event.get(name or "", ())) if typ != "identify" else []
+            # "*" aggregates read every track event; a new session changes session windows
+            # and `$sessions`, whatever the event's name
+            for key in ("*" if typ == "track" else "", "$sessions" if new_session else ""):
+                found += [s for s in self._segments_by_event.get(key, ()) if s not in found]
             if traits_changed:
                 found += [s for s in self._segments_by_trait if s not in found]
             if not found:
