@@ -1,0 +1,242 @@
+"""Event rows for the SQL compilers: which events, on which local day, carrying which values.
+
+Shared by the segment compiler (`segments.py`, over `person_events` and the canonical
+person) and the back-fill (`backfill.py`, over `events` and the person an event arrived
+with). Every builder returns sqlglot expressions; nothing is pasted as text.
+
+A value row has the columns the statistics read: `person_id`, `day` (the local DATE),
+`ts`, `mid` (the order of first and last), `o1`..`oN` (the position of a value inside its
+event, when a property path crosses lists), `jtype` (DuckDB's `json_type`: VARCHAR,
+BIGINT, UBIGINT, DOUBLE, BOOLEAN, NULL) and `vtext` (the value as text, NULL for null).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlglot import exp
+
+from ..core import userdata
+
+TRACKED = ("track", "page", "screen")  # the event types user data and sessions count
+NUMERIC_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
+SCALAR_TYPES = ("VARCHAR", "BOOLEAN", *NUMERIC_TYPES)
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table)
+
+
+def lit(value: str) -> exp.Literal:
+    return exp.Literal.string(value)
+
+
+def num(value: float) -> exp.Literal:
+    return exp.Literal.number(value)
+
+
+def json_path(parts: Sequence[str]) -> exp.Expression:
+    """`$.a.b` as a path each dialect prints its own way (a key that needs it is quoted)."""
+    return exp.JSONPath(expressions=[exp.JSONPathRoot(), *(exp.JSONPathKey(this=p) for p in parts)])
+
+
+def json_value(column: exp.Expression, parts: Sequence[str]) -> exp.Expression:
+    return exp.JSONExtract(this=column, expression=json_path(parts))
+
+
+def json_text(column: exp.Expression, parts: Sequence[str]) -> exp.Expression:
+    return exp.JSONExtractScalar(this=column, expression=json_path(parts))
+
+
+def json_type(value: exp.Expression) -> exp.Expression:
+    return exp.JSONType(this=value)
+
+
+def try_number(e: exp.Expression) -> exp.Expression:
+    return exp.TryCast(this=e, to=exp.DataType.build("DOUBLE"))
+
+
+def in_(e: exp.Expression, values: Sequence[str]) -> exp.Expression:
+    return exp.In(this=e, expressions=[lit(v) for v in values])
+
+
+def case(ifs: Sequence[tuple[exp.Expression, exp.Expression]], default: exp.Expression | None = None) -> exp.Case:
+    return exp.Case(ifs=[exp.If(this=c, true=t) for c, t in ifs], default=default)
+
+
+def local_day(timezone: str, column: str = "timestamp") -> exp.Expression:
+    """The calendar day of an instant in the workspace's zone, as a DATE."""
+    return exp.cast(exp.AtTimeZone(this=col(column), zone=lit(timezone)), "DATE")
+
+
+def date_of(day: int) -> exp.Expression:
+    return exp.cast(lit((date(1970, 1, 1) + timedelta(days=day)).isoformat()), "DATE")
+
+
+def day_number(day: exp.Expression) -> exp.Expression:
+    """Days since 1970-01-01 of a DATE (the engine's day numbers)."""
+    return exp.DateDiff(this=day, expression=date_of(0), unit=exp.var("DAY"))
+
+
+def number_text(e: exp.Expression) -> exp.Expression:
+    """A DOUBLE as the streaming evaluator prints it: 3.0 as "3", 2.5 as "2.5"."""
+    whole = exp.and_(
+        exp.EQ(this=e, expression=exp.Floor(this=e.copy())),
+        exp.LT(this=exp.Abs(this=e.copy()), expression=num(1e15)),
+    )
+    as_int = exp.cast(exp.cast(e.copy(), "BIGINT"), "VARCHAR")
+    return case([(whole, as_int)], exp.cast(e.copy(), "VARCHAR"))
+
+
+def canonical_text(jtype: exp.Expression, vtext: exp.Expression) -> exp.Expression:
+    """A JSON scalar's text as the streaming evaluator compares it (numbers normalised)."""
+    return case([(exp.EQ(this=jtype, expression=lit("DOUBLE")), number_text(try_number(vtext)))], vtext.copy())
+
+
+def where_property(key: str, value: Any, column: str = "properties") -> exp.Expression:
+    """`properties[key] == value` with Python's equality: 1 == 1.0 == True, "1" != 1."""
+    value_json = json_value(col(column), [key])
+    jtype = json_type(value_json)
+    text = json_text(col(column), [key])
+    is_number = in_(jtype.copy(), NUMERIC_TYPES)
+    if isinstance(value, str):
+        return exp.and_(exp.EQ(this=jtype, expression=lit("VARCHAR")), exp.EQ(this=text, expression=lit(value)))
+    number = float(value)
+    options = [exp.and_(is_number, exp.EQ(this=try_number(text), expression=num(number)))]
+    if number in (0.0, 1.0):
+        options.append(
+            exp.and_(
+                exp.EQ(this=jtype.copy(), expression=lit("BOOLEAN")),
+                exp.EQ(this=text.copy(), expression=lit("true" if number else "false")),
+            )
+        )
+    return exp.paren(exp.or_(*options))
+
+
+def event_filter(
+    event: str | None, channels: Sequence[str] = (), store_id: str | None = None,
+    where: Sequence[tuple[str, Any]] = (),
+) -> list[exp.Expression]:  # fmt: skip
+    """Track events named `event` (None: any) with the filters of a counter or aggregate."""
+    out: list[exp.Expression] = [exp.EQ(this=col("type"), expression=lit("track"))]
+    if event is not None:
+        out.append(exp.EQ(this=col("event"), expression=lit(event)))
+    if len(channels) == 1:
+        out.append(exp.EQ(this=col("channel"), expression=lit(channels[0])))
+    elif channels:
+        out.append(in_(col("channel"), channels))
+    if store_id is not None:
+        out.append(exp.EQ(this=col("store_id"), expression=lit(store_id)))
+    out += [where_property(k, v) for k, v in where]
+    return out
+
+
+def _ordered(*columns: tuple[str, bool]) -> exp.Order:
+    return exp.Order(expressions=[exp.Ordered(this=col(c), desc=d) for c, d in columns])
+
+
+def sessions(table: str, person: str) -> exp.Select:
+    """Track, page and screen events numbered by session, the person's latest with them.
+
+    A session starts when an event comes more than 30 minutes after the one before it
+    (by time); `sess` is its number from 0, `cur` the person's latest, `sess_start` 1 on
+    an event that starts one. The streaming side numbers by arrival, which is the same
+    when events arrive in time order.
+    """
+    order = _ordered(("timestamp", False), ("message_id", False))
+    window = exp.Window(this=exp.Lag(this=col("timestamp")), partition_by=[col(person)], order=order)
+    gap = exp.Interval(this=lit(str(userdata.SESSION_GAP_MS // 60_000)), unit=exp.var("MINUTE"))
+    starts = exp.or_(
+        exp.Is(this=window, expression=exp.Null()),
+        exp.GT(this=col("timestamp"), expression=exp.Add(this=window.copy(), expression=gap)),
+    )
+    marked = (
+        exp.select(exp.Star(), exp.alias_(case([(starts, num(1))], num(0)), "sess_start"))
+        .from_(table)
+        .where(in_(col("type"), TRACKED))
+    )
+    running = exp.Window(
+        this=exp.Sum(this=col("sess_start")),
+        partition_by=[col(person)],
+        order=order.copy(),
+        spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"),
+    )
+    total = exp.Window(this=exp.Sum(this=col("sess_start")), partition_by=[col(person)])
+    return exp.select(
+        exp.Star(),
+        exp.alias_(exp.Sub(this=running, expression=num(1)), "sess"),
+        exp.alias_(exp.Sub(this=total, expression=num(1)), "cur"),
+    ).from_(exp.alias_(marked.subquery(), "marked", table=True))
+
+
+def _elements(node: exp.Expression, key: str) -> exp.Expression:
+    """The values one step of a path names in a JSON node: a list's items, one value, or none."""
+    value = json_value(node, [key])
+    jtype = json_type(value.copy())
+    items = exp.cast(value.copy(), exp.DataType.build("JSON[]", dialect="duckdb"))
+    is_null = exp.EQ(this=jtype.copy(), expression=lit("NULL"))
+    missing = exp.or_(exp.Is(this=value.copy(), expression=exp.Null()), is_null)
+    return case(
+        [(exp.EQ(this=jtype, expression=lit("ARRAY")), items), (missing, exp.Array(expressions=[]))],
+        exp.Array(expressions=[value.copy()]),
+    )
+
+
+def value_rows(
+    source: str, person: str, conditions: Sequence[exp.Expression], timezone: str, *,
+    prop: str | None, cross_lists: bool, extra: Sequence[str] = (),
+) -> tuple[exp.Select, list[str]]:  # fmt: skip
+    """One row per value: (person_id, day, ts, mid, o1.., jtype, vtext, *extra), and the
+    ordinal columns. `prop` None: one row per event with a null value. `cross_lists`: the
+    computed-trait path (`items.category`: each item's; `$channel`, `$store_id`: the
+    columns); otherwise the user-data field (nested objects, lists skipped)."""
+    base = [
+        exp.alias_(col(person), "person_id"),
+        exp.alias_(local_day(timezone), "day"),
+        exp.alias_(col("timestamp"), "ts"),
+        exp.alias_(col("message_id"), "mid"),
+        *(col(c) for c in extra),
+    ]
+    where = list(conditions)
+    ordinals: list[str] = []
+    if prop is None:
+        values = [exp.alias_(exp.Null(), "jtype"), exp.alias_(exp.cast(exp.Null(), "VARCHAR"), "vtext")]
+        query = exp.select(*base, *values).from_(source)
+    elif cross_lists and prop in ("$channel", "$store_id"):
+        column = prop[1:]
+        values = [exp.alias_(lit("VARCHAR"), "jtype"), exp.alias_(col(column), "vtext")]
+        where.append(exp.not_(exp.Is(this=col(column), expression=exp.Null())))
+        query = exp.select(*base, *values).from_(source)
+    elif cross_lists:
+        query = exp.select(*base).from_(source)
+        node: exp.Expression = col("properties")
+        for i, key in enumerate(prop.split("."), 1):
+            alias = exp.TableAlias(this=exp.to_identifier(f"u{i}"), columns=[exp.to_identifier(f"n{i}")])
+            unnest = exp.Unnest(expressions=[_elements(node, key)], alias=alias, offset=exp.to_identifier(f"o{i}"))
+            query = query.join(unnest, join_type="cross")
+            node = col(f"n{i}")
+            ordinals.append(f"o{i}")
+        jtype = json_type(node)
+        where.append(exp.not_(in_(jtype.copy(), ("OBJECT", "ARRAY"))))
+        text = exp.JSONExtractScalar(this=node.copy(), expression=json_path([]))
+        query = query.select(*(col(o) for o in ordinals), exp.alias_(jtype, "jtype"), exp.alias_(text, "vtext"))
+    else:
+        parts = prop.split(".")
+        if len(parts) > userdata.MAX_DEPTH:  # never summarised: deeper objects are skipped
+            where.append(exp.false())
+        jtype = json_type(json_value(col("properties"), parts))
+        where.append(in_(jtype.copy(), SCALAR_TYPES))
+        values = [exp.alias_(jtype, "jtype"), exp.alias_(json_text(col("properties"), parts), "vtext")]
+        query = exp.select(*base, *values).from_(source)
+    if where:
+        query = query.where(exp.and_(*where))
+    return query, ordinals
+
+
+def number_of(jtype: exp.Expression, vtext: exp.Expression) -> exp.Expression:
+    """The value as a DOUBLE when it is a JSON number (booleans and strings are not)."""
+    return case([(in_(jtype, NUMERIC_TYPES), try_number(vtext))])
