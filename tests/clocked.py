@@ -25,6 +25,9 @@ from tsunagu.storage.control import ControlStore
 from .conftest import Workspace, free_port
 
 JST = ZoneInfo("Asia/Tokyo")
+GOLD = {"trait": "rank", "op": "eq", "value": "gold"}
+BUYERS = {"did": "buy"}
+NAME = '佐藤, "美咲"\n二行目'  # a comma, quotes and a newline: the CSV must quote all three
 
 
 def jst(*args: int) -> int:
@@ -82,3 +85,48 @@ class ClockedServer:
             return await pipe.define("segment", name, {"rule": rule}, self.now)
 
         return self.run(define())
+
+
+def identify(ws: Workspace, uid: str, **traits: Any) -> None:
+    assert ws.ingest("/v1/identify", {"userId": uid, "traits": traits}).status_code == 200
+
+
+def buy(ws: Workspace, revenue: int, **ids: str) -> None:
+    body = {"event": "buy", "properties": {"revenue": revenue}, "context": {"channel": "store"}, **ids}
+    assert ws.ingest("/v1/track", body).status_code == 200
+
+
+def tell_story(clocked: ClockedServer) -> Workspace:
+    """Five days in Tokyo (2026-03-01 to 03-05), told through the clocked server.
+
+    gold (rank = gold):  03-02 U1, U2 in · 03-03 08:30 (03-02 23:30 UTC) U3 in, U1 out
+                         · 03-05 U1 back, U4 in, U2 out → now U1, U3, U4
+    buyers (did buy):    03-02 an anonymous visitor buys · 03-03 U6 buys
+                         · 03-04 the visitor logs in as U6 (one person, two entries)
+                         · 03-05 U1, U5 buy → now U1, U6, U5 (and U3 from 03-03)
+    """
+    ws = clocked.create_workspace()
+    clocked.now = jst(2026, 3, 1, 9, 0)
+    clocked.define_segment(ws, "gold", GOLD)
+    clocked.define_segment(ws, "buyers", BUYERS)
+    clocked.now = jst(2026, 3, 2, 10, 0)
+    identify(ws, "U1", rank="gold", name=NAME)
+    identify(ws, "U2", rank="gold", name="田中")
+    identify(ws, "U3", rank="silver")
+    buy(ws, 5000, anonymousId="anon-1")
+    clocked.now = jst(2026, 3, 3, 8, 30)  # still 03-02 in UTC: the report's days are Tokyo's
+    identify(ws, "U3", rank="gold")
+    identify(ws, "U1", rank="silver")
+    buy(ws, 3000, userId="U3")
+    buy(ws, 7000, userId="U6")
+    clocked.now = jst(2026, 3, 4, 19, 0)
+    identify(ws, "U6", email="u6@example.jp")
+    assert ws.ingest("/v1/identify", {"userId": "U6", "anonymousId": "anon-1"}).status_code == 200
+    clocked.now = jst(2026, 3, 5, 12, 0)
+    identify(ws, "U1", rank="gold", email="u1@example.jp")
+    identify(ws, "U4", rank="gold")
+    identify(ws, "U2", rank="bronze")
+    buy(ws, 12000, userId="U1")
+    buy(ws, 800, userId="U5")
+    clocked.now = jst(2026, 3, 5, 18, 0)
+    return ws

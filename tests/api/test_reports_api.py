@@ -11,12 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ..clocked import ClockedServer, jst
+from ..clocked import GOLD, NAME, ClockedServer, identify, jst, tell_story
 from ..conftest import Workspace
-
-GOLD = {"trait": "rank", "op": "eq", "value": "gold"}
-BUYERS = {"did": "buy"}
-NAME = '佐藤, "美咲"\n二行目'  # a comma, quotes and a newline: the CSV must quote all three
 
 
 @pytest.fixture(scope="module")
@@ -26,50 +22,9 @@ def clocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedServer]
     srv.stop()
 
 
-def _identify(ws: Workspace, uid: str, **traits: Any) -> None:
-    assert ws.ingest("/v1/identify", {"userId": uid, "traits": traits}).status_code == 200
-
-
-def _buy(ws: Workspace, revenue: int, **ids: str) -> None:
-    body = {"event": "buy", "properties": {"revenue": revenue}, "context": {"channel": "store"}, **ids}
-    assert ws.ingest("/v1/track", body).status_code == 200
-
-
 @pytest.fixture(scope="module")
 def story(clocked: ClockedServer) -> Workspace:
-    """Five days in Tokyo (2026-03-01 to 03-05), told through the clocked server.
-
-    gold (rank = gold):  03-02 U1, U2 in · 03-03 08:30 (03-02 23:30 UTC) U3 in, U1 out
-                         · 03-05 U1 back, U4 in, U2 out → now U1, U3, U4
-    buyers (did buy):    03-02 an anonymous visitor buys · 03-03 U6 buys
-                         · 03-04 the visitor logs in as U6 (one person, two entries)
-                         · 03-05 U1, U5 buy → now U1, U6, U5 (and U3 from 03-03)
-    """
-    ws = clocked.create_workspace()
-    clocked.now = jst(2026, 3, 1, 9, 0)
-    clocked.define_segment(ws, "gold", GOLD)
-    clocked.define_segment(ws, "buyers", BUYERS)
-    clocked.now = jst(2026, 3, 2, 10, 0)
-    _identify(ws, "U1", rank="gold", name=NAME)
-    _identify(ws, "U2", rank="gold", name="田中")
-    _identify(ws, "U3", rank="silver")
-    _buy(ws, 5000, anonymousId="anon-1")
-    clocked.now = jst(2026, 3, 3, 8, 30)  # still 03-02 in UTC: the report's days are Tokyo's
-    _identify(ws, "U3", rank="gold")
-    _identify(ws, "U1", rank="silver")
-    _buy(ws, 3000, userId="U3")
-    _buy(ws, 7000, userId="U6")
-    clocked.now = jst(2026, 3, 4, 19, 0)
-    _identify(ws, "U6", email="u6@example.jp")
-    assert ws.ingest("/v1/identify", {"userId": "U6", "anonymousId": "anon-1"}).status_code == 200
-    clocked.now = jst(2026, 3, 5, 12, 0)
-    _identify(ws, "U1", rank="gold", email="u1@example.jp")
-    _identify(ws, "U4", rank="gold")
-    _identify(ws, "U2", rank="bronze")
-    _buy(ws, 12000, userId="U1")
-    _buy(ws, 800, userId="U5")
-    clocked.now = jst(2026, 3, 5, 18, 0)
-    return ws
+    return tell_story(clocked)
 
 
 def _get(ws: Workspace, path: str, **params: Any) -> httpx.Response:
@@ -211,7 +166,7 @@ def test_another_workspace_sees_only_its_own_segment(clocked: ClockedServer, sto
     other = clocked.create_workspace()
     assert _get(other, "/api/v1/segments/gold/report").status_code == 404
     clocked.define_segment(other, "gold", GOLD)
-    _identify(other, "X1", rank="gold")
+    identify(other, "X1", rank="gold")
     body = _get(other, "/api/v1/segments/gold/report", days=1).json()
     assert body["size"] == 1 and body["days"] == [{"day": "2026-03-05", "entries": 1, "exits": 0, "size": 1}]
     members = _get(other, "/api/v1/segments/gold/members").json()["members"]

@@ -56,6 +56,35 @@ _TEXT: dict[str, dict[str, str]] = {
 }
 
 
+# the segment report page (admin/segment_report.py); N and X are filled in by the template
+_TEXT |= {
+    "segment_report": {"ja": "セグメントレポート", "en": "Segment report"},
+    "period": {"ja": "期間", "en": "Period"},
+    "last_n_days": {"ja": "直近N日", "en": "Last N days"},
+    "size_now": {"ja": "現在の人数", "en": "Members now"},
+    "size": {"ja": "人数", "en": "Members"},
+    "entries": {"ja": "流入", "en": "Entries"},
+    "exits": {"ja": "離脱", "en": "Exits"},
+    "size_over_time": {"ja": "人数の推移", "en": "Size over time"},
+    "end_of_day": {"ja": "各日の終わり時点", "en": "at the end of each day"},
+    "entries_exits_per_day": {"ja": "日別の流入・離脱", "en": "Entries and exits per day"},
+    "overlap": {"ja": "重なり", "en": "Overlap"},
+    "compare_with": {"ja": "比較するセグメント", "en": "Compare with"},
+    "compare": {"ja": "比較", "en": "Compare"},
+    "no_other_segments": {"ja": "比較できる他のセグメントがありません", "en": "No other segment to compare with"},
+    "only_in": {"ja": "X のみ", "en": "Only in X"},
+    "in_both": {"ja": "両方", "en": "In both"},
+    "jaccard": {"ja": "Jaccard係数", "en": "Jaccard index"},
+    "by_day": {"ja": "日別", "en": "By day"},
+    "day": {"ja": "日付", "en": "Day"},
+    "members": {"ja": "メンバー", "en": "Members"},
+    "download_csv": {"ja": "CSVダウンロード", "en": "Download CSV"},
+    "entered_at": {"ja": "流入日時", "en": "Entered"},
+    "first_page": {"ja": "最初へ", "en": "First page"},
+    "no_members": {"ja": "メンバーはいません", "en": "No members"},
+}
+
+
 def translator(lang: str):  # type: ignore[no-untyped-def]
     def t(key: str) -> str:
         entry = _TEXT.get(key)

@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import TsunaguError
 from .i18n import LANGUAGES, pick_language, translator
+from .segment_report import segment_report_routes
 from .timeline import group_visits
 
 if TYPE_CHECKING:
@@ -239,6 +240,7 @@ def build_ui(platform: Platform) -> Starlette:
         Route("/people", guarded(people)),
         Route("/people/{person_id}", guarded(karte)),
         Route("/live", guarded(live)),
+        *segment_report_routes(platform, render, pipeline_for, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)

@@ -1,0 +1,110 @@
+"""The segment report page in Chromium: the charts, the day table, overlap and members agree with the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..clocked import NAME, ClockedServer, jst, tell_story
+from ..conftest import Workspace
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def clocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClockedServer]:
+    srv = ClockedServer(tmp_path_factory.mktemp("clocked-ui"), jst(2026, 3, 1, 9, 0)).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def story(clocked: ClockedServer) -> Workspace:
+    ws = tell_story(clocked)
+    clocked.create_user(ws, "staff@example.jp", PASSWORD)
+    return ws
+
+
+def _login(page: Any, url: str, ws: Workspace) -> None:
+    page.goto(f"{url}/ui/login")
+    page.fill("input[name=workspace]", ws.name)
+    page.fill("input[name=email]", "staff@example.jp")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/ui/")
+
+
+def test_the_report_page_draws_the_numbers_the_api_gives(
+    browser: Any, clocked: ClockedServer, story: Workspace, tmp_path: Path
+) -> None:
+    api = httpx.get(
+        f"{clocked.url}/api/v1/segments/gold/report",
+        params={"days": 7},
+        headers={"Authorization": f"Bearer {story.api_token}"},
+    ).json()
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    page = context.new_page()
+    _login(page, clocked.url, story)
+    page.goto(f"{clocked.url}/ui/segments/gold/report?days=7")
+    assert page.inner_text("h1") == "gold"
+    assert page.inner_text("[data-test=size]") == "3"
+    assert page.inner_text("[data-test=entries]") == "+5" and page.inner_text("[data-test=exits]") == "−2"
+    rows = page.locator("[data-test=days] tbody tr")
+    assert rows.count() == 7
+    shown = [[c.strip() for c in rows.nth(i).inner_text().split("\t")] for i in range(7)]
+    expected = [[d["day"], str(d["entries"] or ""), str(d["exits"] or ""), str(d["size"])] for d in api["days"]]
+    assert shown == expected[::-1]  # newest first
+    # the size chart: one point per day, the line ends higher than it starts
+    points = page.get_attribute("[data-test=size-chart] polyline", "points").split()
+    assert len(points) == 7 and float(points[-1].split(",")[1]) < float(points[0].split(",")[1])
+    # the flow chart: 3 days with entries (green up), 2 with exits (red down)
+    assert page.locator("[data-test=flow-chart] rect.enter").count() == 3
+    assert page.locator("[data-test=flow-chart] rect.exit").count() == 2
+    box = page.locator("[data-test=size-chart]").bounding_box()
+    assert box and box["width"] > 300 and box["height"] > 100
+
+    # members, with the Japanese name that has a comma, quotes and a newline
+    members = page.locator("[data-test=members] tbody tr")
+    assert members.count() == 3
+    assert "佐藤" in page.inner_text("[data-test=members]")
+
+    # overlap with another segment
+    page.select_option("select[name=with]", "buyers")
+    page.click("form.filters button")
+    page.wait_for_selector("[data-test=overlap]")
+    assert page.inner_text("[data-test=only_a]") == "1"
+    assert page.inner_text("[data-test=both]") == "2"
+    assert page.inner_text("[data-test=only_b]") == "2"
+    assert page.inner_text("[data-test=jaccard]") == "0.400"
+    page.screenshot(path=str(tmp_path / "segment-report.png"), full_page=True)
+
+    # the CSV comes through the session cookie (no API token in the page)
+    with page.expect_download() as info:
+        page.click("[data-test=csv]")
+    data = Path(info.value.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[0][-1] == "name" and len(rows) == 4 and NAME in [r[-1] for r in rows]
+    assert story.api_token not in page.content()
+    context.close()
+
+
+def test_the_report_page_needs_a_login_and_stays_in_its_workspace(clocked: ClockedServer, story: Workspace) -> None:
+    for path in ("/ui/segments/gold/report", "/ui/segments/gold/members.csv"):
+        r = httpx.get(clocked.url + path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/ui/login"
+    other = clocked.create_workspace()
+    clocked.create_user(other, "staff@example.jp", PASSWORD)
+    with httpx.Client(base_url=clocked.url) as c:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/login").text).group(1)  # type: ignore[union-attr]
+        c.post("/ui/login", data={"csrf": token, "workspace": other.name, "email": "staff@example.jp",
+                                  "password": PASSWORD})  # fmt: skip
+        assert c.get("/ui/segments/gold/report").status_code == 404  # the story's segment is not theirs
+        assert c.get("/ui/segments/gold/members.csv").status_code == 404
