@@ -127,6 +127,7 @@ class WorkspacePipeline:
         flush_interval: float = 0.1,
         checkpoint_interval: float = 30.0,
         tick_interval: float = 60.0,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.workspace = workspace
         self.directory = directory
@@ -150,10 +151,12 @@ class WorkspacePipeline:
         self._last_checkpoint_seq = 0
         self.stats = {"accepted": 0, "duplicates": 0, "replayed": 0}
         self.tick_interval = tick_interval
+        self.clock = clock or now_ms  # what the timer and back-fill take as now (ms)
         self.backfill_chunk = 20_000  # persons per back-fill record
         self._backfill_task: asyncio.Task[None] | None = None
         self._backfill_totals: dict[str, int] = {}
         self._backfill_done: dict[str, int] = {}
+        self._backfill_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -384,27 +387,38 @@ class WorkspacePipeline:
             self._backfill_task = self._loop.create_task(self._run_backfills(), name="backfill")
 
     async def _run_backfills(self) -> None:
-        """Count the history of new counters and computed traits, chunk by chunk, into the log."""
+        """Count the history of new counters and computed traits, page by page, into the log."""
+        while self.engine.live.backfills and not self.failed:
+            await self.backfill_step()
+
+    async def backfill_step(self) -> bool:
+        """Back-fill one page of persons; False when nothing is left to do."""
+        async with self._backfill_lock:  # one page at a time, whoever asks
+            return await self._backfill_step()
+
+    async def _backfill_step(self) -> bool:
         live = self.engine.live
-        while live.backfills and not self.failed:
-            bf = next(iter(live.backfills.values()))
-            await self.flush()
-            if not await asyncio.to_thread(self.analytics.wait_for, bf.upto_seq - 1):
-                await asyncio.sleep(1)
-                continue
-            if bf.id not in self._backfill_totals:
-                self._backfill_totals[bf.id] = await asyncio.to_thread(backfill_jobs.person_count, self.analytics, bf)
-            rows, cursor, done = await asyncio.to_thread(
-                backfill_jobs.chunk, self.analytics, bf, self.config.timezone, self.backfill_chunk
-            )
-            if live.backfills.get(bf.id) is not bf:  # redefined or dropped meanwhile
-                continue
-            self._backfill_done[bf.id] = self._backfill_done.get(bf.id, 0) + len({r[0] for r in rows})
-            body = {"id": bf.id, "rows": rows, "cursor": cursor, "done": done, "now": now_ms()}
-            await self._control("backfill", body, body["now"])
-            if done:
-                self._backfill_totals.pop(bf.id, None)
-                self._backfill_done.pop(bf.id, None)
+        if not live.backfills:
+            return False
+        bf = next(iter(live.backfills.values()))
+        await self.flush()
+        if not await asyncio.to_thread(self.analytics.wait_for, bf.upto_seq - 1):
+            return True  # analytics is behind: try again
+        cursor_before = bf.cursor
+        if bf.id not in self._backfill_totals:
+            self._backfill_totals[bf.id] = await asyncio.to_thread(backfill_jobs.person_count, self.analytics, bf)
+        rows, cursor, done = await asyncio.to_thread(
+            backfill_jobs.chunk, self.analytics, bf, self.config.timezone, self.backfill_chunk
+        )
+        if live.backfills.get(bf.id) is not bf or bf.cursor != cursor_before:  # changed meanwhile
+            return True
+        self._backfill_done[bf.id] = self._backfill_done.get(bf.id, 0) + len({r[0] for r in rows})
+        now = self.clock()
+        await self._control("backfill", {"id": bf.id, "rows": rows, "cursor": cursor, "done": done, "now": now}, now)
+        if done:
+            self._backfill_totals.pop(bf.id, None)
+            self._backfill_done.pop(bf.id, None)
+        return bool(live.backfills)
 
     async def wait_for_backfills(self, timeout: float = 120.0) -> None:
         self._start_backfills()
@@ -421,7 +435,7 @@ class WorkspacePipeline:
         return len(applied.markers)
 
     async def _tick_now(self) -> None:
-        await self.tick(now_ms())
+        await self.tick(self.clock())
 
     # -- the hot path ------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ from .segments import (
     InSegment,
     Rule,
     Segment,
-    did_matches,
     evaluate,
     parse_rule,
 )
@@ -129,8 +128,8 @@ class Live:
         self.computed: dict[str, ComputedTrait] = {}
         self.backfills: dict[str, Backfill] = {}
         self._counters: dict[str, Did] = {}  # live counter key -> condition
-        self._counters_by_event: dict[str, list[Did]] = {}
-        self._aggs_by_event: dict[str, list[Aggregate]] = {}
+        self._counters_by_event: dict[str, list[tuple[str, str | None, str | None, tuple[Any, ...]]]] = {}
+        self._aggs_by_event: dict[str, list[tuple[Any, ...]]] = {}
         self._segments_by_event: dict[str, list[Segment]] = {}
         self._segments_by_trait: list[Segment] = []
         self._dependents: dict[str, list[str]] = {}  # segment -> segments that read it
@@ -239,14 +238,23 @@ class Live:
                         "where": dict(cond.where)}  # fmt: skip
                 self.backfills[f"counter:{key}"] = Backfill("counter", key, seq, spec=spec)
         self._counters = wanted
-        by_event: dict[str, list[Did]] = {}
-        for cond in wanted.values():
-            by_event.setdefault(cond.event, []).append(cond)
+        # What an event is matched against, precompiled: (counter key, channel, store, where)
+        by_event: dict[str, list[tuple[str, str | None, str | None, tuple[tuple[str, Any], ...]]]] = {}
+        for key, cond in wanted.items():
+            by_event.setdefault(cond.event, []).append((key, cond.channel, cond.store_id, cond.where))
         self._counters_by_event = by_event
-        aggs: dict[str, list[Aggregate]] = {}
+        # (trait, channels, store, where, property, days kept); "*" traits join every event's list
+        star = [a for a in self.computed.values() if isinstance(a, Aggregate) and a.event == "*"]
+        aggs: dict[str, list[tuple[Any, ...]]] = {}
         for c in self.computed.values():
-            if isinstance(c, Aggregate):
-                aggs.setdefault(c.event, []).append(c)
+            if isinstance(c, Aggregate) and c.event != "*":
+                aggs.setdefault(c.event, [])
+        for event in [*aggs, "*"]:
+            aggs[event] = [
+                (a.name, frozenset(a.channels) or None, a.store_id, a.where, a.prop, a.keep_days)
+                for a in self.computed.values()
+                if isinstance(a, Aggregate) and (a.event == event or a in star)
+            ]
         self._aggs_by_event = aggs
         self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
         seg_by_event: dict[str, list[Segment]] = {}
@@ -357,17 +365,35 @@ class Live:
                 for key, value in fields:
                     self._add(p, key, day, session, ts, mid, value)
             if typ == "track":
-                for cond in self._counters_by_event.get(name, ()):  # type: ignore[arg-type]
-                    if did_matches(cond, name, ev.channel, ev.store_id, props):
-                        buckets = p.counters.setdefault(cond.key, {})
-                        buckets[day] = buckets.get(day, 0) + 1
-                for agg in (*self._aggs_by_event.get(name, ()), *self._aggs_by_event.get("*", ())):  # type: ignore[arg-type]
-                    if agg.matches(name, ev.channel, ev.store_id, props):
-                        summary = p.computed.get(agg.name)
-                        if summary is None:
-                            summary = p.computed[agg.name] = userdata.new_summary()
-                        for value in values_at(agg.prop, ev.channel, ev.store_id, props) if agg.prop else (None,):
-                            userdata.add(summary, day, session, ts, mid, value, agg.keep_days)
+                channel = ev.channel
+                store_id = ev.store_id
+                counters = self._counters_by_event.get(name)  # type: ignore[arg-type]
+                if counters is not None:
+                    for key, c_channel, c_store, where in counters:
+                        if (
+                            (c_channel is None or c_channel == channel)
+                            and (c_store is None or c_store == store_id)
+                            and (not where or all(props.get(k) == v for k, v in where))
+                        ):
+                            buckets = p.counters.get(key)
+                            if buckets is None:
+                                buckets = p.counters[key] = {}
+                            buckets[day] = buckets.get(day, 0) + 1
+                aggs = self._aggs_by_event.get(name)  # type: ignore[arg-type]
+                if aggs is None:
+                    aggs = self._aggs_by_event.get("*")
+                if aggs:
+                    for a_name, a_channels, a_store, where, prop, keep in aggs:
+                        if (
+                            (a_channels is None or channel in a_channels)
+                            and (a_store is None or a_store == store_id)
+                            and (not where or all(props.get(k) == v for k, v in where))
+                        ):
+                            summary = p.computed.get(a_name)
+                            if summary is None:
+                                summary = p.computed[a_name] = userdata.new_summary()
+                            for value in values_at(prop, channel, store_id, props) if prop else (None,):
+                                userdata.add(summary, day, session, ts, mid, value, keep)
         if not self.segments:
             return
         if is_new:

@@ -76,51 +76,49 @@ def new_summary() -> Summary:
 
 
 def _new_stats(ts: int, mid: str, value: Any) -> Stats:
-    s: Stats = [1, 0, 0, None, None, ts, mid, value, ts, mid, value, None, 0, 0]
-    _typed(s, value)
-    return s
-
-
-def _typed(s: Stats, value: Any) -> None:
     t = type(value)
     if t is int or t is float:
-        s[NUMS] += 1
-        s[SUM] += value
-        if s[MIN] is None or value < s[MIN]:
-            s[MIN] = value
-        if s[MAX] is None or value > s[MAX]:
-            s[MAX] = value
+        return [1, 1, value, value, value, ts, mid, value, ts, mid, value, None, 0, 0]
+    if t is str:
+        return [1, 0, 0, None, None, ts, mid, value, ts, mid, value, {value: 1}, 0, 0]
+    if t is bool:
+        return [1, 0, 0, None, None, ts, mid, value, ts, mid, value, None, 1 if value else 0, 0 if value else 1]
+    return [1, 0, 0, None, None, ts, mid, value, ts, mid, value, None, 0, 0]
+
+
+def _add_stats(s: Stats, ts: int, mid: str, value: Any) -> None:
+    s[0] += 1  # N
+    t = type(value)
+    if t is int or t is float:
+        s[1] += 1
+        s[2] += value
+        if s[3] is None or value < s[3]:
+            s[3] = value
+        if s[4] is None or value > s[4]:
+            s[4] = value
     elif t is str:
-        values = s[VALUES]
+        values = s[11]
         if values is None:
-            s[VALUES] = {value: 1}
+            s[11] = {value: 1}
         elif value in values:
             values[value] += 1
         elif len(values) < MAX_DISTINCT:
             values[value] = 1
     elif t is bool:
         if value:
-            s[TRUES] += 1
+            s[12] += 1
         else:
-            s[FALSES] += 1
-
-
-def _add_stats(s: Stats | None, ts: int, mid: str, value: Any) -> Stats:
-    if s is None:
-        return _new_stats(ts, mid, value)
-    s[N] += 1
-    if value is not None:
-        _typed(s, value)
-    if ts < s[FIRST_TS] or (ts == s[FIRST_TS] and mid < s[FIRST_MID]):
-        s[FIRST_TS], s[FIRST_MID], s[FIRST_V] = ts, mid, value
-    if ts > s[LAST_TS] or (ts == s[LAST_TS] and mid > s[LAST_MID]):
-        s[LAST_TS], s[LAST_MID], s[LAST_V] = ts, mid, value
-    return s
+            s[13] += 1
+    if ts >= s[8]:  # the usual case: events arrive in time order
+        if ts > s[8] or mid > s[9]:
+            s[8], s[9], s[10] = ts, mid, value
+    elif ts < s[5] or (ts == s[5] and mid < s[6]):
+        s[5], s[6], s[7] = ts, mid, value
 
 
 def add(summary: Summary, day: int, session: int, ts: int, mid: str, value: Any, keep: int = KEEP_DAYS) -> None:
     """Add one value (None for the event-name summary) seen on `day`, in `session`."""
-    days = summary[DAYS]
+    days = summary[0]
     s = days.get(day)
     if s is None:
         days[day] = _new_stats(ts, mid, value)
@@ -128,14 +126,15 @@ def add(summary: Summary, day: int, session: int, ts: int, mid: str, value: Any,
             _archive(summary, keep)
     else:
         _add_stats(s, ts, mid, value)
-    if session == summary[SESS_NO]:
-        _add_stats(summary[SESS], ts, mid, value)
-    elif session > summary[SESS_NO]:
-        if summary[SESS_NO] == session - 1:
-            summary[PREV_NO], summary[PREV] = summary[SESS_NO], summary[SESS]
-        summary[SESS_NO], summary[SESS] = session, _new_stats(ts, mid, value)
-    elif session == summary[PREV_NO]:
-        _add_stats(summary[PREV], ts, mid, value)
+    sess_no = summary[2]
+    if session == sess_no:
+        _add_stats(summary[3], ts, mid, value)
+    elif session > sess_no:
+        if sess_no == session - 1:
+            summary[4], summary[5] = sess_no, summary[3]
+        summary[2], summary[3] = session, _new_stats(ts, mid, value)
+    elif session == summary[4]:
+        _add_stats(summary[5], ts, mid, value)
 
 
 def _archive(summary: Summary, keep: int) -> None:

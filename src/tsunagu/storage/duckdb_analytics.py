@@ -7,10 +7,11 @@ pipeline knows exactly which log records to replay into it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +321,15 @@ class DuckDBAnalytics:
         cur = self._con.cursor()
         try:
             return cur.execute(sql, list(params)).fetchall()
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for a sequence of reads (another thread's writes go on)."""
+        cur = self._con.cursor()
+        try:
+            yield cur
         finally:
             cur.close()
 
