@@ -82,6 +82,26 @@ class Api:
         except ValueError:
             return resp.status_code, {"error": {"message": resp.text}}
 
+    def download(self, path: str, out: Path, **kwargs: Any) -> int:
+        """Stream a GET's body into a file (never whole in memory); returns its size in bytes."""
+        size = 0
+        try:
+            with self._client.stream("GET", path, **kwargs) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    try:
+                        message = resp.json().get("error", {}).get("message", resp.text)
+                    except ValueError:
+                        message = resp.text
+                    fail(message)
+                with out.open("wb") as f:
+                    for chunk in resp.iter_bytes():
+                        f.write(chunk)
+                        size += len(chunk)
+        except httpx.ConnectError:
+            fail(f"cannot reach tsunagu at {self.url}: is `tsunagu serve` running? (--url to point elsewhere)")
+        return size
+
 
 Url = Annotated[str | None, typer.Option("--url", envvar="TSUNAGU_URL", help="the server's URL")]
 Token = Annotated[str | None, typer.Option("--token", envvar="TSUNAGU_TOKEN", help="the workspace's API token")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime
 from pathlib import Path
@@ -84,3 +85,47 @@ def show(
     if d["body"].get("description"):
         console.print(f"  {d['body']['description']}", highlight=False)
     console.print(yaml.safe_dump({"rule": d["body"]["rule"]}, allow_unicode=True, sort_keys=False).rstrip())
+
+
+@app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="the segment's name")],
+    days: Annotated[int, typer.Option(help="how many days back, today included (1-366)")] = 30,
+    data_dir: DataDir = DEFAULT_DATA_DIR, workspace: Workspace = "demo", url: Url = None, token: Token = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+) -> None:  # fmt: skip
+    """Entries, exits and size at the end of each day (the workspace's time zone)."""
+    body = Api(url, token, data_dir, workspace).call("GET", f"/api/v1/segments/{name}/report", params={"days": days})
+    if as_json:
+        console.print_json(data=body)
+        return
+    console.print(f"[bold]{body['segment']}[/]  {body['size']:,} members now (days in {body['timezone']})")
+    table = Table("day", "entries", "exits", "size", box=None, header_style="bold")
+    for col in table.columns[1:]:
+        col.justify = "right"
+    for d in body["days"]:
+        table.add_row(d["day"], f"+{d['entries']:,}" if d["entries"] else "", f"-{d['exits']:,}" if d["exits"] else "",
+                      f"{d['size']:,}")  # fmt: skip
+    console.print(table)
+
+
+@app.command("export")
+def export(
+    name: Annotated[str, typer.Argument(help="the segment's name")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the CSV file to write")],
+    traits: Annotated[str | None, typer.Option(help="trait columns, comma separated (name,member_rank)")] = None,
+    computed: Annotated[str | None, typer.Option(help="computed trait columns, comma separated (ltv)")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR, workspace: Workspace = "demo", url: Url = None, token: Token = None,
+) -> None:  # fmt: skip
+    """Write the members to a CSV file (UTF-8 with a BOM, for Excel), streamed from the server."""
+    params = {k: v for k, v in (("traits", traits), ("computed", computed)) if v}
+    api = Api(url, token, data_dir, workspace)
+    tmp = output.with_name(output.name + ".part")  # a failed download leaves no half file behind
+    try:
+        size = api.download(f"/api/v1/segments/{name}/members.csv", tmp, params=params)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    with output.open(encoding="utf-8-sig", newline="") as f:
+        rows = sum(1 for _ in csv.reader(f)) - 1
+    console.print(f"{output}: {rows:,} members, {size:,} bytes")
