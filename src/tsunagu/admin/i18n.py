@@ -85,6 +85,67 @@ _TEXT |= {
 }
 
 
+# the segments pages and the karte's panels (admin/segments.py, static/builder.js)
+_TEXT |= {
+    "segments": {"ja": "セグメント", "en": "Segments"},
+    "computed_traits": {"ja": "計算属性", "en": "Computed traits"},
+    "new_segment": {"ja": "新しいセグメント", "en": "New segment"},
+    "edit": {"ja": "編集", "en": "Edit"},
+    "report": {"ja": "レポート", "en": "Report"},
+    "description": {"ja": "説明", "en": "Description"},
+    "description_hint": {"ja": "このセグメントの目的", "en": "What the segment is for"},
+    "definition": {"ja": "定義", "en": "Definition"},
+    "members_now": {"ja": "現在の人数", "en": "Members now"},
+    "status": {"ja": "状態", "en": "Status"},
+    "ready": {"ja": "稼働中", "en": "Ready"},
+    "building": {"ja": "集計中", "en": "Building"},
+    "no_segments": {"ja": "セグメントはまだありません", "en": "No segments yet"},
+    "saved": {"ja": "保存しました", "en": "Saved"},
+    "apply_hint": {
+        "ja": "ファイルからまとめて定義するには tsunagu apply FILE（docs/segments.md）",
+        "en": "To define many at once from a file: tsunagu apply FILE (docs/segments.md)",
+    },
+    "segment_name": {"ja": "セグメント名（英数字）", "en": "Segment name"},
+    "rule": {"ja": "条件", "en": "Rule"},
+    "json_view": {"ja": "JSONで表示・編集", "en": "View and edit as JSON"},
+    "save": {"ja": "保存", "en": "Save"},
+    "delete": {"ja": "削除", "en": "Delete"},
+    "confirm_delete": {"ja": "このセグメントを削除しますか？", "en": "Delete this segment?"},
+    "live_count": {"ja": "該当人数（リアルタイム）", "en": "Live count"},
+    "persons": {"ja": "人", "en": "people"},
+    "sample_members": {"ja": "該当する人の例", "en": "Sample of members"},
+    "user_data": {"ja": "ユーザーデータ", "en": "User data"},
+    "last_7": {"ja": "7日", "en": "7d"},
+    "last_28": {"ja": "28日", "en": "28d"},
+    "count": {"ja": "回数", "en": "Count"},
+    "field": {"ja": "項目", "en": "Field"},
+    "all_fields": {"ja": "すべての項目", "en": "All fields"},
+    "none": {"ja": "なし", "en": "None"},
+    # the builder (static/builder.js)
+    "match_all": {"ja": "すべてを満たす", "en": "All of"},
+    "match_any": {"ja": "いずれかを満たす", "en": "Any of"},
+    "add_condition": {"ja": "条件を追加", "en": "Add condition"},
+    "add_group": {"ja": "グループを追加", "en": "Add group"},
+    "exclude": {"ja": "除外（NOT）", "en": "Exclude (not)"},
+    "remove": {"ja": "削除", "en": "Remove"},
+    "cond_did": {"ja": "行動した", "en": "Did an event"},
+    "cond_trait": {"ja": "属性", "en": "Trait"},
+    "cond_data": {"ja": "ユーザーデータ", "en": "User data"},
+    "cond_computed": {"ja": "計算属性", "en": "Computed trait"},
+    "cond_segment": {"ja": "他のセグメント", "en": "Another segment"},
+    "cond_other": {"ja": "その他（JSONで編集）", "en": "Other (edit as JSON)"},
+    "any_channel": {"ja": "全チャネル", "en": "any channel"},
+    "all_time": {"ja": "全期間", "en": "all time"},
+    "within_days": {"ja": "直近N日", "en": "in the last N days"},
+    "times": {"ja": "回", "en": "times"},
+    "where": {"ja": "プロパティ条件 key=value", "en": "property key=value"},
+    "value": {"ja": "値", "en": "value"},
+    "in_segment": {"ja": "に含まれる", "en": "member of"},
+    "saving": {"ja": "保存中…", "en": "Saving…"},
+    "invalid_json": {"ja": "JSONとして読めません", "en": "Not valid JSON"},
+}
+
+
 def translator(lang: str):  # type: ignore[no-untyped-def]
     def t(key: str) -> str:
         entry = _TEXT.get(key)

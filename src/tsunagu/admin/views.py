@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.errors import TsunaguError
 from .i18n import LANGUAGES, pick_language, translator
 from .segment_report import segment_report_routes
+from .segments import data_rows, segment_routes
 from .timeline import group_visits
 
 if TYPE_CHECKING:
@@ -198,9 +199,15 @@ def build_ui(platform: Platform) -> Starlette:
         zone = tz(pipe)
         visits = group_visits(rows, zone)
         names = sorted({r["event"] for r in rows if r["type"] == "track" and r["event"]})
+        now = platform.clock()
+        live = pipe.engine.live
+        from ..api.admin import user_data
+
         return render(
             request, "karte.html", s=s, p=person, traits=person.traits, visits=visits, channel=channel,
             event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone),
+            computed={k: v for k, v in live.computed_values(person, now).items() if v is not None},
+            data=data_rows(user_data(person, live.day_of(now))),
         )  # fmt: skip
 
     async def live(request: Request) -> Response:
@@ -240,6 +247,7 @@ def build_ui(platform: Platform) -> Starlette:
         Route("/people", guarded(people)),
         Route("/people/{person_id}", guarded(karte)),
         Route("/live", guarded(live)),
+        *segment_routes(platform, render, pipeline_for, guarded),
         *segment_report_routes(platform, render, pipeline_for, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -25,7 +25,7 @@ from ..core.schema import definitions_schema
 from ..pipeline import WorkspacePipeline
 from .admin import Pipe
 
-__all__ = ["router"]
+__all__ = ["put_definition", "router"]
 
 router = APIRouter()
 
@@ -142,7 +142,10 @@ def _check_one(pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, An
         raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors) from None
 
 
-async def _put(pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, Any], now: int) -> dict[str, Any]:
+async def put_definition(
+    pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, Any], now: int
+) -> dict[str, Any]:
+    """Validate (paths relative to `body`) and define, in turn with other writes to the workspace."""
     async with _lock(pipe):
         _check_one(pipe, kind, name, body)
         return await pipe.define(kind, name, body, now)
@@ -175,7 +178,7 @@ async def get_segment(pipe: Pipe, name: str) -> dict[str, Any]:
 @router.put("/api/v1/segments/{name}", response_model=DefinitionOut, tags=["segments"])
 async def put_segment(pipe: Pipe, name: str, body: SegmentIn, request: Request) -> dict[str, Any]:
     """Create or change a segment; the same body again changes nothing (`changed: false`)."""
-    return await _put(pipe, "segment", name, body.model_dump(exclude_none=True), _now(request))
+    return await put_definition(pipe, "segment", name, body.model_dump(exclude_none=True), _now(request))
 
 
 @router.delete("/api/v1/segments/{name}", response_model=DeletedDefinitionOut, tags=["segments"])
@@ -200,7 +203,9 @@ async def get_computed_trait(pipe: Pipe, name: str) -> dict[str, Any]:
 @router.put("/api/v1/computed-traits/{name}", response_model=DefinitionOut, tags=["computed traits"])
 async def put_computed_trait(pipe: Pipe, name: str, body: ComputedTraitIn, request: Request) -> dict[str, Any]:
     """Create or change a computed trait; its history is counted in the background (status building)."""
-    return await _put(pipe, "computed_trait", name, body.model_dump(exclude_none=True, by_alias=True), _now(request))
+    return await put_definition(
+        pipe, "computed_trait", name, body.model_dump(exclude_none=True, by_alias=True), _now(request)
+    )
 
 
 @router.delete("/api/v1/computed-traits/{name}", response_model=DeletedDefinitionOut, tags=["computed traits"])

@@ -1,0 +1,215 @@
+"""The segments pages: the list, the builder with a live count, and the karte's user data panel.
+
+The builder (templates/segment_edit.html, static/builder.js) edits the rule as a tree and
+as JSON; every change is counted by `POST /ui/segments/preview`, which runs the same
+preview as `POST /api/v1/segments/preview` (bulk SQL over the analytics store), so the
+number on the page is the API's. Saving goes through the same checked define as
+`PUT /api/v1/segments/{name}`. These endpoints take the session cookie and the session's
+CSRF token (the `X-CSRF-Token` header), never the API token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..api.definitions import put_definition
+from ..api.preview import preview_rule
+from ..core.computed import COMPUTED_WINDOWS, Aggregate, Cases
+from ..core.errors import InvalidInput, NotFound, TsunaguError
+from ..core.segments import COMPARISONS
+from ..core.userdata import STATS, WINDOWS
+from .i18n import pick_language, translator
+
+if TYPE_CHECKING:
+    from ..app import Platform
+    from ..pipeline import WorkspacePipeline
+
+__all__ = ["data_rows", "segment_routes"]
+
+SAMPLE = 12
+#: the words the builder's script shows, in the page's language
+BUILDER_LABELS = (
+    "match_all", "match_any", "add_condition", "add_group", "exclude", "remove", "cond_did", "cond_trait",
+    "cond_data", "cond_computed", "cond_segment", "cond_other", "any_channel", "all_time", "within_days", "times",
+    "where", "value", "in_segment", "saving", "invalid_json",
+)  # fmt: skip
+NEW_RULE: dict[str, Any] = {"all": [{"did": "buy", "within_days": 90}]}
+
+
+def _yen(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def data_rows(fields: dict[str, dict[str, Any]], limit: int = 40) -> list[dict[str, Any]]:
+    """The karte's user data rows: field, count, last 7 / 28 days, and the telling statistic."""
+    rows = []
+    for name, d in list(fields.items())[:limit]:
+        parts = []
+        if "sum" in d:
+            parts.append(f"Σ {_yen(d['sum'])} · avg {_yen(d['avg'])} · max {_yen(d['max'])}")
+        if "most_frequent" in d:
+            parts.append(f"★ {d['most_frequent']} ({d['distinct_count']})")
+        if "true_count" in d:
+            parts.append(f"✓ {d['true_count']} / ✗ {d['false_count']}")
+        if "last" in d and "sum" not in d and "most_frequent" not in d:
+            parts.append(f"→ {d['last']}")
+        rows.append({"field": name, "count": d["count"], "d7": d.get("count_last_7_days", 0),
+                     "d28": d.get("count_last_28_days", 0), "summary": " · ".join(parts), "stats": d})  # fmt: skip
+    return rows
+
+
+def _computed_summary(trait: Any) -> str:
+    if isinstance(trait, Cases):
+        values = ", ".join(str(v) for _, v in trait.cases[:3]) + ("…" if len(trait.cases) > 3 else "")
+        return f"{len(trait.cases)} cases → {values}"
+    if isinstance(trait, Aggregate):
+        what = f"{trait.agg}({trait.prop})" if trait.prop else trait.agg
+        scope = [trait.event if trait.event != "*" else "any event"]
+        if trait.channel:
+            scope.append(trait.channel)
+        if trait.where:
+            scope.append(", ".join(f"{k}={v}" for k, v in trait.where))
+        window = f"last {trait.within_days} days" if trait.within_days else trait.window.replace("_", " ")
+        return f"{what} · {' · '.join(scope)} · {window}"
+    return ""
+
+
+def _progress(d: dict[str, Any]) -> int | None:
+    fills = d.get("backfill") or []
+    total = sum(b["persons_total"] or 0 for b in fills)
+    return int(100 * sum(b["persons_done"] for b in fills) / total) if total else None
+
+
+def segment_routes(
+    platform: Platform,
+    render: Callable[..., Response],
+    pipeline_for: Callable[[Request], Awaitable[tuple[dict[str, str], WorkspacePipeline]]],
+    guarded: Callable[[Any], Any],
+) -> list[Route]:
+    """The pages' routes, for `build_ui` (which owns sessions and rendering)."""
+
+    async def list_page(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        defs = pipe.definitions()
+        segments = [d | {"progress": _progress(d)} for d in defs if d["kind"] == "segment"]
+        live = pipe.engine.live
+        computed = [d | {"progress": _progress(d), "summary": _computed_summary(live.computed.get(d["name"]))}
+                    for d in defs if d["kind"] == "computed_trait"]  # fmt: skip
+        building = any(d["status"] == "building" for d in defs)
+        return render(request, "segments.html", s=s, segments=segments, computed=computed, building=building,
+                      saved=request.query_params.get("saved"))  # fmt: skip
+
+    def _vocabulary(pipe: WorkspacePipeline) -> dict[str, Any]:
+        """Names the builder offers: events, channels, traits, user data fields, definitions."""
+        fields: set[str] = set()
+        traits: set[str] = set()
+        channels: set[str] = set()
+        for n, p in enumerate(pipe.engine.persons.values()):
+            if n >= 500:  # a sample is enough to suggest names
+                break
+            fields.update(p.data)
+            traits.update(p.traits)
+            channels.update(p.channels)
+        events = {f for f in fields if "." not in f and not f.startswith("$")}
+        return {
+            "events": sorted(events), "fields": sorted(fields), "traits": sorted(traits),
+            "channels": sorted(channels - {"system"}), "computed": sorted(pipe.engine.live.computed),
+            "segments": sorted(pipe.engine.live.segments), "ops": list(COMPARISONS), "stats": list(STATS),
+            "windows": list(WINDOWS), "computed_windows": list(COMPUTED_WINDOWS),
+        }  # fmt: skip
+
+    async def edit_page(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        name = request.path_params.get("name")
+        body: dict[str, Any] = {"rule": NEW_RULE}
+        if name is not None:
+            try:
+                body = pipe.definition("segment", name)["body"]
+            except NotFound:
+                return render(request, "not_found.html", status=404, s=s)
+        vocab = _vocabulary(pipe)
+        if name:
+            vocab["segments"] = [n for n in vocab["segments"] if n != name]
+        t = translator(pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language")))
+        return render(
+            request, "segment_edit.html", s=s, segment=name, description=body.get("description", ""),
+            builder={"rule": body["rule"], "vocabulary": vocab, "name": name},
+            labels={key: t(key) for key in BUILDER_LABELS},
+            rule_json=json.dumps(body["rule"], ensure_ascii=False, indent=2),
+        )  # fmt: skip
+
+    def _csrf_ok(request: Request, s: dict[str, str]) -> bool:
+        return request.headers.get("x-csrf-token") == s["csrf"]
+
+    def _refused(exc: TsunaguError) -> JSONResponse:
+        errors = [e.to_dict() for e in exc.errors] or [{"field": "", "reason": exc.message}]
+        return JSONResponse({"errors": errors, "message": exc.message}, status_code=exc.status)
+
+    async def _json_body(request: Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidInput.for_field("", "the body must be JSON") from None
+        if not isinstance(data, dict):
+            raise InvalidInput.for_field("", "the body must be a JSON object")
+        return data
+
+    async def preview(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        if not _csrf_ok(request, s):
+            return JSONResponse({"errors": [{"field": "", "reason": "CSRF token missing or wrong"}]}, status_code=403)
+        try:
+            data = await _json_body(request)
+            count, ids, _, day = await preview_rule(pipe, data.get("rule"), now=platform.clock(), sample=SAMPLE)
+        except TsunaguError as exc:
+            return _refused(exc)
+        sample = []
+        for pid in ids:
+            p = pipe.engine.get(pid)
+            if p is not None:
+                sample.append({"person_id": p.person_id, "name": p.traits.get("name") or "",
+                               "user_id": (p.identifiers.get("user_id") or [""])[0]})  # fmt: skip
+        return JSONResponse({"count": count, "sample": sample, "evaluated_on": day})
+
+    async def save(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        if not _csrf_ok(request, s):
+            return JSONResponse({"errors": [{"field": "", "reason": "CSRF token missing or wrong"}]}, status_code=403)
+        try:
+            data = await _json_body(request)
+            name = data.get("name")
+            if not isinstance(name, str):
+                raise InvalidInput.for_field("name", "must be a name")
+            body: dict[str, Any] = {"rule": data.get("rule")}
+            if data.get("description"):
+                body["description"] = data["description"]
+            out = await put_definition(pipe, "segment", name, body, platform.clock())
+        except TsunaguError as exc:
+            return _refused(exc)
+        return JSONResponse({"name": name, "changed": out["changed"], "status": out["status"],
+                             "members": out.get("members"), "redirect": f"/ui/segments?saved={name}"})  # fmt: skip
+
+    async def delete(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        form = await request.form()
+        if form.get("csrf") != s["csrf"]:
+            return Response("CSRF token missing or wrong", status_code=403)
+        await pipe.undefine("segment", request.path_params["name"], platform.clock())
+        return RedirectResponse("/ui/segments", status_code=303)
+
+    return [
+        Route("/segments", guarded(list_page)),
+        Route("/segments/new", guarded(edit_page)),
+        Route("/segments/preview", guarded(preview), methods=["POST"]),
+        Route("/segments/save", guarded(save), methods=["POST"]),
+        Route("/segments/{name}/edit", guarded(edit_page)),
+        Route("/segments/{name}/delete", guarded(delete), methods=["POST"]),
+    ]
