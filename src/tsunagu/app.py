@@ -123,6 +123,7 @@ class Platform:
             info.config,
             flush_interval=self.flush_interval,
             checkpoint_interval=self.checkpoint_interval,
+            clock=self.clock,
         )
         await pipe.open(self.clock())
         self._pipelines[name] = pipe
