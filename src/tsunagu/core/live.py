@@ -209,9 +209,13 @@ class Live:
         markers: list[Marker] = []
         if kind == "segment":
             del self.segments[name]
+            self._evaluated.pop(name, None)
             for p in persons.values():
-                if name in p.segments:
+                if name in p.segments:  # members leave, on their timelines too
                     p.segments = [s for s in p.segments if s != name]
+                    markers.append(
+                        Marker(p.person_id, "segment_exit", now, f"undefine:{now}", {"segment": name, "removed": True})
+                    )
         else:
             del self.computed[name]
             self.backfills.pop(f"computed:{name}", None)
