@@ -573,7 +573,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    report, status = run(parse_args(argv))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return status
+
+
+#: called with the data directory and the workspace's credentials before the server
+#: starts (bench/segments.py defines segments there); what it returns goes in the report
+Prepare = Callable[[Path, dict[str, str]], Any]
+
+
+def run(args: argparse.Namespace, prepare: Prepare | None = None) -> tuple[dict[str, Any], int]:
+    """The benchmark: (the report, the exit status)."""
     tmp = Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
     data_dir = tmp / "data"
     server: Server | None = None
@@ -584,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         source = server_source()
         log(f"tsunagu under test: {source}")
         creds = create_workspace(data_dir)
+        prepared = prepare(data_dir, creds) if prepare is not None else None
         extra = ["--analytics-interval", str(args.analytics_interval)] if args.analytics_interval else []
         server = Server(data_dir, free_port(), tmp / "server.log", extra)
         startup = server.wait_healthy()
@@ -700,9 +712,9 @@ def main(argv: list[str] | None = None) -> int:
             "server_source": source,
             "machine": machine_info(),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            **({"prepared": prepared} if prepared is not None else {}),
         }
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 0 if check["equal"] and all(s["errors"] == 0 for s in phases.values()) else 1
+        return report, 0 if check["equal"] and all(s["errors"] == 0 for s in phases.values()) else 1
     except Exception:
         if server is not None:
             log("server log tail:\n" + server.log_tail())
