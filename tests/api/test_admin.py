@@ -156,7 +156,7 @@ def test_person_by_id_has_every_documented_field(workspace):
     person = ok(get(workspace, f"/api/v1/people/{pid}"))
     assert set(person) == {
         "person_id", "identifiers", "traits", "first_seen", "last_seen", "channels", "stores",
-        "event_count", "merged_ids", "conflicts", "segments",
+        "event_count", "merged_ids", "conflicts", "segments", "computed",
     }  # fmt: skip
     assert person["person_id"] == pid
     assert person["first_seen"].endswith("Z")
