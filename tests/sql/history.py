@@ -89,9 +89,12 @@ def in_time_order(events: list[Event]) -> list[Event]:
     return sorted(events, key=lambda e: (e.timestamp, e.message_id))
 
 
-def analytics_store(engine: Engine, events: list[Event], person_ids: list[str]) -> duckdb.DuckDBPyConnection:
+def analytics_store(
+    engine: Engine, events: list[Event], person_ids: list[str], seqs: list[int] | None = None
+) -> duckdb.DuckDBPyConnection:
     """The analytics store's tables (its real schema) holding `events` as applied, in order
-    (seq 1, 2, ...; each with the person it arrived with), and the engine's people and aliases."""
+    (log seqs 1, 2, ... unless given; each with the person it arrived with), and the engine's
+    people and aliases."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(_SCHEMA)
@@ -101,7 +104,7 @@ def analytics_store(engine: Engine, events: list[Event], person_ids: list[str]) 
         [
             (seq, e.message_id, pid, e.type, e.event, e.channel, e.store_id, e.timestamp, e.received_at, e.user_id,
              e.anonymous_id, e.properties.decode(), json.dumps(e.traits))
-            for seq, (e, pid) in enumerate(zip(events, person_ids, strict=True), 1)
+            for seq, e, pid in zip(seqs or range(1, len(events) + 1), events, person_ids, strict=True)
         ],
     )  # fmt: skip
     con.executemany(

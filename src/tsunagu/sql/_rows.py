@@ -156,8 +156,8 @@ def sessions(table: str, person: str) -> exp.Select:
     )
     marked = (
         exp.select(exp.Star(), exp.alias_(case([(starts, num(1))], num(0)), "sess_start"))
-        .from_(table)
-        .where(in_(col("type"), TRACKED))
+        .from_(table, copy=False)
+        .where(in_(col("type"), TRACKED), copy=False)
     )
     running = exp.Window(
         this=exp.Sum(this=col("sess_start")),
@@ -170,7 +170,7 @@ def sessions(table: str, person: str) -> exp.Select:
         exp.Star(),
         exp.alias_(exp.Sub(this=running, expression=num(1)), "sess"),
         exp.alias_(exp.Sub(this=total, expression=num(1)), "cur"),
-    ).from_(exp.alias_(marked.subquery(), "marked", table=True))
+    ).from_(exp.alias_(marked.subquery(), "marked", table=True), copy=False)
 
 
 def _elements(node: exp.Expression, key: str) -> exp.Expression:
@@ -205,25 +205,27 @@ def value_rows(
     ordinals: list[str] = []
     if prop is None:
         values = [exp.alias_(exp.Null(), "jtype"), exp.alias_(exp.cast(exp.Null(), "VARCHAR"), "vtext")]
-        query = exp.select(*base, *values).from_(source)
+        query = exp.select(*base, *values).from_(source, copy=False)
     elif cross_lists and prop in ("$channel", "$store_id"):
         column = prop[1:]
         values = [exp.alias_(lit("VARCHAR"), "jtype"), exp.alias_(col(column), "vtext")]
         where.append(exp.not_(exp.Is(this=col(column), expression=exp.Null())))
-        query = exp.select(*base, *values).from_(source)
+        query = exp.select(*base, *values).from_(source, copy=False)
     elif cross_lists:
-        query = exp.select(*base).from_(source)
+        query = exp.select(*base).from_(source, copy=False)
         node: exp.Expression = col("properties")
         for i, key in enumerate(prop.split("."), 1):
             alias = exp.TableAlias(this=exp.to_identifier(f"u{i}"), columns=[exp.to_identifier(f"n{i}")])
             unnest = exp.Unnest(expressions=[_elements(node, key)], alias=alias, offset=exp.to_identifier(f"o{i}"))
-            query = query.join(unnest, join_type="cross")
+            query = query.join(unnest, join_type="cross", copy=False)
             node = col(f"n{i}")
             ordinals.append(f"o{i}")
         jtype = json_type(node)
         where.append(exp.not_(in_(jtype.copy(), ("OBJECT", "ARRAY"))))
         text = exp.JSONExtractScalar(this=node.copy(), expression=json_path([]))
-        query = query.select(*(col(o) for o in ordinals), exp.alias_(jtype, "jtype"), exp.alias_(text, "vtext"))
+        query = query.select(
+            *(col(o) for o in ordinals), exp.alias_(jtype, "jtype"), exp.alias_(text, "vtext"), copy=False
+        )
     else:
         parts = prop.split(".")
         if len(parts) > userdata.MAX_DEPTH:  # never summarised: deeper objects are skipped
@@ -231,9 +233,9 @@ def value_rows(
         jtype = json_type(json_value(col("properties"), parts))
         where.append(in_(jtype.copy(), SCALAR_TYPES))
         values = [exp.alias_(jtype, "jtype"), exp.alias_(json_text(col("properties"), parts), "vtext")]
-        query = exp.select(*base, *values).from_(source)
+        query = exp.select(*base, *values).from_(source, copy=False)
     if where:
-        query = query.where(exp.and_(*where))
+        query = query.where(exp.and_(*where), copy=False)
     return query, ordinals
 
 

@@ -201,9 +201,9 @@ class _Compiler:
     def _per_person(self, value: exp.Expression, conditions: list[exp.Expression]) -> exp.Select:
         return (
             exp.select(exp.alias_(col(_PERSON), "person_id"), exp.alias_(value, "v"))
-            .from_(_EVENTS)
-            .where(exp.and_(*conditions))
-            .group_by(col(_PERSON))
+            .from_(_EVENTS, copy=False)
+            .where(exp.and_(*conditions), copy=False)
+            .group_by(col(_PERSON), copy=False)
         )
 
     # -- user data -------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def stat_query(
 ) -> exp.Select:
     """Per person, one statistic (`v`) of the value rows in a window (core.userdata.stat_of)."""
     jtype, vtext = col("jtype"), col("vtext")
-    rows = rows.where(exp.and_(*window)) if window else rows
+    rows = rows.where(exp.and_(*window), copy=False) if window else rows
     source = exp.alias_(rows.subquery(), "r", table=True)
     person = col("person_id")
     if stat in ("first", "last"):
@@ -292,11 +292,13 @@ def stat_query(
         order = [exp.Ordered(this=col("ts"), desc=desc), exp.Ordered(this=col("mid"), desc=desc)]
         order += [exp.Ordered(this=col(o), desc=False) for o in ordinals]
         rank = exp.Window(this=exp.RowNumber(), partition_by=[person], order=exp.Order(expressions=order))
-        ranked = exp.select(person, exp.alias_(canonical_text(jtype, vtext), "v"), exp.alias_(rank, "rn")).from_(source)
+        ranked = exp.select(person, exp.alias_(canonical_text(jtype, vtext), "v"), exp.alias_(rank, "rn")).from_(
+            source, copy=False
+        )
         return (
             exp.select(person, col("v"))
-            .from_(exp.alias_(ranked.subquery(), "ranked", table=True))
-            .where(exp.EQ(this=col("rn"), expression=num(1)))
+            .from_(exp.alias_(ranked.subquery(), "ranked", table=True), copy=False)
+            .where(exp.EQ(this=col("rn"), expression=num(1)), copy=False)
         )
     if stat == "most_frequent":
         # the most frequent string, ties to the smallest
@@ -305,14 +307,14 @@ def stat_query(
         rank = exp.Window(this=exp.RowNumber(), partition_by=[person.copy()], order=order)
         counted = (
             exp.select(person, exp.alias_(vtext, "v"), exp.alias_(rank, "rn"))
-            .from_(source)
-            .where(exp.EQ(this=jtype, expression=lit("VARCHAR")))
-            .group_by(person.copy(), vtext.copy())
+            .from_(source, copy=False)
+            .where(exp.EQ(this=jtype, expression=lit("VARCHAR")), copy=False)
+            .group_by(person.copy(), vtext.copy(), copy=False)
         )
         return (
             exp.select(col("person_id"), col("v"))
-            .from_(exp.alias_(counted.subquery(), "counted", table=True))
-            .where(exp.EQ(this=col("rn"), expression=num(1)))
+            .from_(exp.alias_(counted.subquery(), "counted", table=True), copy=False)
+            .where(exp.EQ(this=col("rn"), expression=num(1)), copy=False)
         )
     number = number_of(jtype, vtext)
     value: exp.Expression
@@ -340,16 +342,16 @@ def stat_query(
         value = exp.DateDiff(this=date_of(today), expression=day, unit=exp.var("DAY"))
     else:
         raise ValueError(f"unknown statistic {stat!r}")
-    return exp.select(person, exp.alias_(value, "v")).from_(source).group_by(person.copy())
+    return exp.select(person, exp.alias_(value, "v")).from_(source, copy=False).group_by(person.copy(), copy=False)
 
 
 def _assemble(compiler: _Compiler, select: list[exp.Expression], where: exp.Expression | None) -> exp.Select:
-    query = exp.select(*select).from_(exp.alias_(exp.table_("people"), "p", table=True))
+    query = exp.select(*select).from_(exp.alias_(exp.table_("people"), "p", table=True), copy=False)
     for alias, cte, joined in compiler.ctes.values():
-        query = query.with_(alias, as_=cte)
+        query = query.with_(alias, as_=cte, copy=False)
         if joined:
-            query = query.join(exp.table_(alias), on=_join_on(alias), join_type="left")
-    return query.where(where) if where is not None else query
+            query = query.join(exp.table_(alias), on=_join_on(alias), join_type="left", copy=False)
+    return query.where(where, copy=False) if where is not None else query
 
 
 def segment_query(
@@ -391,6 +393,6 @@ def compile_segment(
     computed: Mapping[str, ComputedTrait] | None = None, segments: Mapping[str, Rule] | None = None,
 ) -> str:  # fmt: skip
     if dialect not in DIALECTS:
-        raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+        raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS, copy=False)}")
     query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments)
     return query.sql(dialect=dialect, pretty=pretty)
