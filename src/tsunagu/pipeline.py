@@ -20,7 +20,6 @@ import collections
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
 from .core.live import Backfill
 from .core.people import Person
+from .core.plan import NAME
 from .core.ports import LogRecord
 from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics
 from .storage.sqlite_log import SqliteLog
@@ -314,25 +314,25 @@ class WorkspacePipeline:
 
     def definitions(self) -> list[dict[str, Any]]:
         """Every definition with its state: ready, or building (back-fill progress)."""
-        live = self.engine.live
-        out = []
-        for (kind, name), d in sorted(live.definitions.items()):
-            item = d.to_dict()
-            item["status"] = "ready"
-            pending = self.backfills_of(kind, name)
-            if pending:
-                item["status"] = "building"
-                item["backfill"] = [self.backfill_progress(b) for b in pending]
-            if kind == "segment":
-                item["members"] = self.segment_size(name)
-            out.append(item)
-        return out
+        sizes = self.segment_sizes()
+        return [self._definition_item(kind, name, sizes) for kind, name in sorted(self.engine.live.definitions)]
 
     def definition(self, kind: str, name: str) -> dict[str, Any]:
-        for item in self.definitions():
-            if item["kind"] == kind and item["name"] == name:
-                return item
-        raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
+        if (kind, name) not in self.engine.live.definitions:
+            raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
+        sizes = {name: self.segment_size(name)} if kind == "segment" else {}
+        return self._definition_item(kind, name, sizes)
+
+    def _definition_item(self, kind: str, name: str, sizes: dict[str, int]) -> dict[str, Any]:
+        item = self.engine.live.definitions[(kind, name)].to_dict()
+        item["status"] = "ready"
+        pending = self.backfills_of(kind, name)
+        if pending:
+            item["status"] = "building"
+            item["backfill"] = [self.backfill_progress(b) for b in pending]
+        if kind == "segment":
+            item["members"] = sizes.get(name, 0)
+        return item
 
     def backfills_of(self, kind: str, name: str) -> list[Backfill]:
         live = self.engine.live
@@ -361,6 +361,14 @@ class WorkspacePipeline:
 
     def segment_size(self, name: str) -> int:
         return sum(1 for p in self.engine.persons.values() if name in p.segments)
+
+    def segment_sizes(self) -> dict[str, int]:
+        """Members of every segment, in one pass over the persons."""
+        sizes: collections.Counter[str] = collections.Counter()
+        for p in self.engine.persons.values():
+            if p.segments:
+                sizes.update(p.segments)
+        return dict(sizes)
 
     async def define(self, kind: str, name: str, body: dict[str, Any], now: int) -> dict[str, Any]:
         """Create or change a segment or computed trait (idempotent: the same body changes nothing)."""
@@ -709,11 +717,8 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-
-
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise InvalidInput.for_field("name", "must be 1-64 letters, digits, _ . - (starting with a letter or digit)")
 
 
