@@ -24,6 +24,25 @@ DEMO_CONFIG = WorkspaceConfig(
 )
 
 
+DEMO_DEFINITIONS = Path(__file__).parent.parent / "demo" / "retail.yaml"
+
+
+async def define_demo_segments(platform: Platform, workspace: str, now: int) -> int:
+    """Define the demo retailer's segments and traits (examples/retail.yaml) in a workspace."""
+    import yaml
+
+    from ..core.plan import flatten_document, plan
+
+    pipe = await platform.pipeline(workspace)
+    items, _ = flatten_document(yaml.safe_load(DEMO_DEFINITIONS.read_text(encoding="utf-8")))
+    current = {key: d.body for key, d in pipe.engine.live.definitions.items()}
+    changes = [c for c in plan(current, items) if c.action in ("create", "update")]
+    for change in changes:
+        assert change.after is not None
+        await pipe.define(change.kind, change.name, change.after, now)
+    return len(changes)
+
+
 def ensure_workspace(platform: Platform, name: str) -> Credentials | None:
     """Create the workspace if it is new; return its keys then (they are shown once)."""
     if platform.control.workspace(name) is not None:

@@ -14,7 +14,7 @@ from ..core.errors import TsunaguError
 from . import people, segments, user, workspace
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, load_credentials, save_credentials
 from .apply import apply
-from .demo import demo, ensure_workspace, load_demo
+from .demo import define_demo_segments, demo, ensure_workspace, load_demo
 from .serve import run_server
 
 app = typer.Typer(
@@ -69,6 +69,8 @@ def quickstart(
                 platform.control.create_user("demo", DEMO_USER, password)
                 save_credentials(data_dir, {**creds.to_dict(), "ui_email": DEMO_USER, "ui_password": password})
                 console.print(f"created the demo workspace in [bold]{data_dir}[/]; loading {size:,} people…")
+                # the example segments first: they count the demo year live, no back-fill
+                await define_demo_segments(platform, "demo", platform.clock())
                 await load_demo(platform, "demo", size, 42, None)
         except TsunaguError as exc:
             fail(exc.message)
