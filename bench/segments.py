@@ -447,7 +447,7 @@ def run_engine(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
     path = _events_cache(cache, args.events, args.seed)
     info: dict[str, Any]
     meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
+    if path.exists() and meta.exists() and not args.fresh:
         info = json.loads(meta.read_text()) | {"cached": True}
     else:
         log(f"engine: generating and normalizing {args.events:,} demo events ...")
@@ -682,7 +682,7 @@ def bulk_file(args: argparse.Namespace, cache: Path) -> tuple[Path, dict[str, An
     key = hashlib.sha1(f"v1-{args.people}-{args.bulk_events}".encode()).hexdigest()[:8]
     path = cache / f"bulk-{args.people}-{args.bulk_events}-{key}.duckdb"
     meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
+    if path.exists() and meta.exists() and not args.fresh:
         info: dict[str, Any] = json.loads(meta.read_text()) | {"cached": True}
         log(f"bulk: using {path} ({info['file_mb']:,} MB, generated in {info['generate_s']} s)")
         return path, info
@@ -901,7 +901,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit for the queries (the store's default)")
     p.add_argument("--generate-memory", default="6GB", help="DuckDB memory_limit while generating the file")
     p.add_argument("--backfill-chunk", type=int, default=20_000, help="persons a back-fill page (the pipeline's)")
-    p.add_argument("--backfill-seconds", type=float, default=900.0, help="stop the back-fill after this long")
+    p.add_argument("--backfill-seconds", type=float, default=300.0, help="stop the back-fill, then project")
     p.add_argument("--data", type=Path, help="cache directory for generated data (default: $TMPDIR/tsunagu-bench-data)")
     p.add_argument("--fresh", action="store_true", help="regenerate cached data")
     p.add_argument("--noise", type=float, default=0.3, help="re-run a configuration when other work used more cores")
