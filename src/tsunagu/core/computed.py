@@ -20,17 +20,20 @@ path may cross a list (`items.category`: every item's category).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from . import userdata
 from .errors import FieldError, InvalidInput
 from .segments import (
     MAX_WINDOW_DAYS,
+    Check,
     Did,
     Rule,
     Segment,
     _filters,
     _parse,
+    compile_rule,
     did_matches,
 )
 
@@ -101,6 +104,11 @@ class Cases:
     cases: tuple[tuple[Rule, Any], ...]
     default: Any = None
     description: str = ""
+
+    @cached_property
+    def checks(self) -> tuple[tuple[Check, Any], ...]:
+        """The cases compiled (segments.compile_rule), with their values."""
+        return tuple((compile_rule(rule), value) for rule, value in self.cases)
 
     def reads(self) -> Segment:
         """The conditions its rules read (as a segment would)."""
@@ -217,18 +225,13 @@ def values_at(path: str, channel: str, store_id: str | None, props: dict[str, An
 def aggregate_value(trait: Aggregate, summary: userdata.Summary | None, today: int, day_of_ms: Any) -> Any:
     """The trait's value on `today` from its summary (`day_of_ms`: ms -> calendar day)."""
     first, last = trait.first_day(today)
-    stats = None
-    if summary is not None:
-        if first is None:
-            stats = userdata.merge_stats(None, summary[userdata.ARCHIVE])
-        for day, s in summary[userdata.DAYS].items():
-            if day <= last and (first is None or day >= first):
-                stats = userdata.merge_stats(stats, s)
     if trait.agg == "days_since_first":
-        return None if stats is None else today - day_of_ms(stats[userdata.FIRST_TS])
+        ts = userdata.read_days(summary, first, last, "first_ts")
+        return None if ts is None else today - day_of_ms(ts)
     if trait.agg == "days_since_last":
-        return None if stats is None else today - day_of_ms(stats[userdata.LAST_TS])
-    return userdata.stat_of(stats, trait.agg)
+        ts = userdata.read_days(summary, first, last, "last_ts")
+        return None if ts is None else today - day_of_ms(ts)
+    return userdata.read_days(summary, first, last, trait.agg)
 
 
 def _buy(name: str, agg: str, channel: str | None = None, prop: str | None = "revenue", **kw: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ log rebuilds exactly the same state:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +40,6 @@ from .segments import (
     InSegment,
     Rule,
     Segment,
-    evaluate,
     parse_rule,
 )
 
@@ -136,9 +136,12 @@ class Live:
         self._building: set[str] = set()  # segments waiting for a back-fill
         self._timed: list[Segment] = []
         self._timed_names: set[str] = set()
+        self._timed_leaves: list[Rule] = []
+        self._order_index: dict[str, int] = {}
         self._evaluated: dict[str, int] = {}  # segment -> the version a full pass was made for
         self.due: dict[int, set[str]] = {}  # day -> persons to re-check that day
         self.next_check: dict[str, int] = {}
+        self._edge_checked: dict[str, int] = {}  # person -> the day their exact edge was last computed
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -272,6 +275,8 @@ class Live:
         self._segments_by_trait = [s for s in self.segments.values() if s.traits or self._reads_cases(s)]
         self._timed = [s for s in self.segments.values() if self._is_timed(s)]
         self._timed_names = {s.name for s in self._timed}
+        self._timed_leaves = self._timed_leaf_conditions()
+        self._order_index = {name: i for i, name in enumerate(self.segments)}
         # Segments that are new, changed, or whose back-fill just finished get a full pass.
         ready = [
             seg for name, seg in self.segments.items()
@@ -427,8 +432,15 @@ class Live:
     # -- evaluation ----------------------------------------------------------------------
 
     def facts(self, p: Person, today: int) -> Facts:
-        return Facts(p.traits, p.counters, p.data, p.session_no, lambda n: self.computed_value(p, n, today, None),
-                     p.segments)  # fmt: skip
+        memo: dict[str, Any] = {}  # a computed trait is worked out once per evaluation
+
+        def computed(name: str) -> Any:
+            if name in memo:
+                return memo[name]
+            value = memo[name] = self.computed_value(p, name, today, None)
+            return value
+
+        return Facts(p.traits, p.counters, p.data, p.session_no, computed, p.segments)
 
     def computed_value(self, p: Person, name: str, today: int, facts: Facts | None) -> Any:
         trait = self.computed.get(name)
@@ -436,8 +448,8 @@ class Live:
             return aggregate_value(trait, p.computed.get(name), today, self.day_of)
         if isinstance(trait, Cases):
             f = facts or Facts(p.traits, p.counters, p.data, p.session_no)
-            for rule, value in trait.cases:
-                if evaluate(rule, f, today):
+            for check, value in trait.checks:
+                if check(f, today):
                     return value
             return trait.default
         return None
@@ -450,30 +462,49 @@ class Live:
         """Recompute membership as of `now`, in dependency order; changes go on the timeline."""
         today = self.day_of(now)
         facts = self.facts(p, today)
-        todo = {s.name for s in segments}
+        order = self._order_index
+        pending = sorted(segments, key=lambda seg: order[seg.name])  # dependency order
+        queued = {seg.name for seg in pending}
+        building = self._building
+        timed_names = self._timed_names
         timed = False
-        for seg in self.segments.values():  # dependency order
-            if seg.name not in todo or seg.name in self._building:
+        i = 0
+        while i < len(pending):
+            seg = pending[i]
+            i += 1
+            name = seg.name
+            if name in building:
                 continue
-            timed = timed or seg.name in self._timed_names
-            inside = seg.name in facts.segments
-            now_in = evaluate(seg.rule, facts, today)
+            if name in timed_names:
+                timed = True
+            inside = name in facts.segments
+            now_in = seg.check(facts, today)
             if now_in == inside:
                 continue
             if now_in:
-                facts.segments.add(seg.name)
-                p.segments = [*p.segments, seg.name]
+                facts.segments.add(name)
+                p.segments = [*p.segments, name]
             else:
-                facts.segments.discard(seg.name)
-                p.segments = [s for s in p.segments if s != seg.name]
-            todo.update(self._dependents.get(seg.name, ()))
+                facts.segments.discard(name)
+                p.segments = [s for s in p.segments if s != name]
+            for dep in self._dependents.get(name, ()):  # segments that read this one, re-checked after it
+                if dep not in queued:
+                    queued.add(dep)
+                    bisect.insort(pending, self.segments[dep], lo=i, key=lambda seg: order[seg.name])
             out.append(
-                Marker(p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": seg.name})
+                Marker(p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": name})
             )
         # A new event never brings a window edge earlier than one already scheduled, so
         # the (bucket-scanning) edge is only computed when none is.
-        if timed and p.person_id not in self.next_check and (edge := self._next_edge(p, today)) is not None:
-            self._schedule(p.person_id, edge)
+        # The exact edge (a scan of the person's buckets) at most once a person a day; a
+        # later event that day schedules a re-check tomorrow, which finds the exact one.
+        if timed and p.person_id not in self.next_check:
+            if self._edge_checked.get(p.person_id) == today:
+                self._schedule(p.person_id, today + 1)
+            else:
+                self._edge_checked[p.person_id] = today
+                if (edge := self._next_edge(p, today)) is not None:
+                    self._schedule(p.person_id, edge)
 
     def evaluate_all(self, persons: dict[str, Person], segments: list[Segment], now: int) -> list[Marker]:
         out: list[Marker] = []
@@ -529,6 +560,7 @@ class Live:
         self.due.setdefault(day, set()).add(pid)
 
     def unschedule(self, pid: str) -> None:
+        self._edge_checked.pop(pid, None)
         old = self.next_check.pop(pid, None)
         if old is not None:
             self.due.get(old, set()).discard(pid)
@@ -555,43 +587,61 @@ class Live:
                     self.unschedule(p.person_id)
         return out
 
+    def _timed_leaf_conditions(self) -> list[Rule]:
+        """The conditions of the time-based segments that time can change, once each."""
+        seen: dict[Any, Rule] = {}
+
+        def walk(rule: Rule) -> None:
+            if isinstance(rule, Did) and rule.within_days is not None:
+                seen.setdefault(("did", rule.key, rule.within_days), rule)
+            elif isinstance(rule, FirstDid):
+                seen.setdefault(("first", rule.key, rule.within_days), rule)
+            elif isinstance(rule, DataIs) and rule.window not in ("all_time", "this_session", "previous_session"):
+                seen.setdefault(("data", rule.field), rule)
+            elif isinstance(rule, ComputedIs):
+                c = self.computed.get(rule.name)
+                if isinstance(c, Aggregate) and c.timed:
+                    seen.setdefault(("computed", rule.name), rule)
+                elif isinstance(c, Cases):
+                    for r, _ in c.cases:
+                        walk(r)
+            elif isinstance(rule, InSegment) and rule.name in self.segments:
+                walk(self.segments[rule.name].rule)
+            for child in getattr(rule, "rules", ()):
+                walk(child)
+            if hasattr(rule, "rule"):
+                walk(rule.rule)  # type: ignore[union-attr]
+
+        for seg in self._timed:
+            walk(seg.rule)
+        return list(seen.values())
+
     def _next_edge(self, p: Person, today: int) -> int | None:
         """The first day after today on which a time-based condition of p could change."""
         best: int | None = None
-
-        def consider(day: int) -> None:
-            nonlocal best
-            if day > today and (best is None or day < best):
-                best = day
-
-        def rule_edges(rule: Rule) -> None:
-            if isinstance(rule, Did) and rule.within_days is not None:
-                for d in p.counters.get(rule.key) or {}:
-                    consider(d + rule.within_days if d > today - rule.within_days else d)
+        tomorrow = today + 1
+        for rule in self._timed_leaves:
+            if isinstance(rule, Did):
+                within = rule.within_days
+                assert within is not None
+                for d in p.counters.get(rule.key) or ():
+                    edge = d + within if d > today - within else d
+                    if edge > today and (best is None or edge < best):
+                        best = edge
             elif isinstance(rule, FirstDid):
                 days = p.counters.get(rule.key)
                 if days:
-                    consider(min(days) + rule.within_days)
-            elif isinstance(rule, DataIs) and rule.window not in ("all_time", "this_session", "previous_session"):
+                    edge = min(days) + rule.within_days
+                    if edge > today and (best is None or edge < best):
+                        best = edge
+            elif isinstance(rule, DataIs):
                 summary = p.data.get(rule.field)
                 if summary is not None and any(d >= today - userdata.KEEP_DAYS for d in summary[userdata.DAYS]):
-                    consider(today + 1)
-            elif isinstance(rule, ComputedIs):
-                c = self.computed.get(rule.name)
-                if isinstance(c, Aggregate) and c.timed and p.computed.get(rule.name):
-                    consider(today + 1)
-                elif isinstance(c, Cases):
-                    for r, _ in c.cases:
-                        rule_edges(r)
-            elif isinstance(rule, InSegment) and rule.name in self.segments:
-                rule_edges(self.segments[rule.name].rule)
-            for child in getattr(rule, "rules", ()):
-                rule_edges(child)
-            if hasattr(rule, "rule"):
-                rule_edges(rule.rule)  # type: ignore[union-attr]
-
-        for seg in self._timed:
-            rule_edges(seg.rule)
+                    best = tomorrow
+            elif isinstance(rule, ComputedIs) and p.computed.get(rule.name):
+                best = tomorrow
+            if best == tomorrow:  # nothing can come sooner
+                break
         return best
 
     # -- state ---------------------------------------------------------------------------

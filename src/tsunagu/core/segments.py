@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,7 +72,7 @@ class Did:
     count: int = 1
     since: int | None = None  # a calendar day (days since 1970-01-01): from that day on
 
-    @property
+    @cached_property  # read on every evaluation: computed once per condition
     def key(self) -> str:
         """The counter this condition reads: one per (event, filters), shared by rules."""
         return json.dumps([self.event, self.channel, self.store_id, list(self.where)], ensure_ascii=False)
@@ -87,7 +88,7 @@ class FirstDid:
     where: tuple[tuple[str, Any], ...] = ()
     within_days: int = 1
 
-    @property
+    @cached_property
     def key(self) -> str:
         return json.dumps([self.event, self.channel, self.store_id, list(self.where)], ensure_ascii=False)
 
@@ -144,7 +145,7 @@ class Not:
 Rule = TraitIs | Did | FirstDid | DataIs | ComputedIs | InSegment | All | Any_ | Not
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the engine keeps one object per segment
 class Segment:
     name: str
     rule: Rule
@@ -158,6 +159,7 @@ class Segment:
 
     def __post_init__(self) -> None:
         _collect(self.rule, self)
+        self.check = compile_rule(self.rule)
 
 
 def _collect(rule: Rule, seg: Segment) -> None:
@@ -456,3 +458,89 @@ def evaluate(rule: Rule, facts: Facts, today: int) -> bool:
     if isinstance(rule, Any_):
         return any(evaluate(r, facts, today) for r in rule.rules)
     return not evaluate(rule.rule, facts, today)
+
+
+# -- compiled evaluation (the engine's hot path) ----------------------------------------
+
+Check = Callable[[Facts, int], bool]
+
+_NUMERIC: dict[str, Callable[[float, Any], bool]] = {
+    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+}  # fmt: skip
+
+
+def comparator(op: str, expected: Any) -> Callable[[Any], bool]:
+    """`_compare(op, actual, expected)` with the expected side prepared once."""
+    if op == "exists":
+        return lambda a: a is not None
+    if op == "not_exists":
+        return lambda a: a is None
+    if op in ("eq", "neq", "contains"):
+        e = _text(expected)
+        if op == "eq":
+            return lambda a: a is not None and (a if type(a) is str else _text(a)) == e
+        if op == "neq":
+            return lambda a: a is None or (a if type(a) is str else _text(a)) != e
+        return lambda a: a is not None and e in (a if type(a) is str else _text(a))
+    if op == "in":
+        es = frozenset(_text(v) for v in expected)
+        return lambda a: a is not None and (a if type(a) is str else _text(a)) in es
+    cmp = _NUMERIC[op]
+
+    def numeric(a: Any) -> bool:
+        if a is None:
+            return False
+        n = _number(a)
+        return n is not None and cmp(n, expected)
+
+    return numeric
+
+
+def compile_rule(rule: Rule) -> Check:
+    """The rule as one closure per node: `evaluate` without the per-node dispatch."""
+    if isinstance(rule, TraitIs):
+        trait, c = rule.trait, comparator(rule.op, rule.value)
+        return lambda f, today: c(f.traits.get(trait))
+    if isinstance(rule, Did):
+        key, within, since, want, op = rule.key, rule.within_days, rule.since, rule.count, _COUNT_OPS[rule.op]
+
+        def did(f: Facts, today: int) -> bool:
+            buckets = f.counters.get(key)
+            if not buckets:
+                return op(0, want)
+            first = today - within + 1 if within is not None else since
+            return op(count_in_window(buckets, first, today), want)
+
+        return did
+    if isinstance(rule, DataIs):
+        field_, stat, window, c = rule.field, rule.stat, rule.window, comparator(rule.op, rule.value)
+        return lambda f, today: c(userdata.read(f.data.get(field_), stat, window, today, f.session))
+    if isinstance(rule, ComputedIs):
+        name, c = rule.name, comparator(rule.op, rule.value)
+        return lambda f, today: c(f.computed(name))
+    if isinstance(rule, InSegment):
+        segment = rule.name
+        return lambda f, today: segment in f.segments
+    if isinstance(rule, FirstDid):
+        return lambda f, today: evaluate(rule, f, today)
+    if isinstance(rule, Not):
+        inner = compile_rule(rule.rule)
+        return lambda f, today: not inner(f, today)
+    parts = tuple(compile_rule(r) for r in rule.rules)
+    if isinstance(rule, All):
+
+        def all_(f: Facts, today: int) -> bool:
+            for part in parts:  # noqa: SIM110  (a loop: no generator on the hot path)
+                if not part(f, today):
+                    return False
+            return True
+
+        return all_
+
+    def any_(f: Facts, today: int) -> bool:
+        for part in parts:  # noqa: SIM110
+            if part(f, today):
+                return True
+        return False
+
+    return any_

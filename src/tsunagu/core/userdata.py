@@ -288,7 +288,54 @@ def stat_of(s: Stats | None, stat: str) -> Any:
 
 
 def read(summary: Summary | None, stat: str, window: str, today: int, session: int) -> Any:
-    return stat_of(window_stats(summary, window, today, session), stat)
+    if summary is None:
+        return 0 if stat in COUNT_STATS else None
+    if window == "this_session" or window == "previous_session":
+        return stat_of(window_stats(summary, window, today, session), stat)
+    first, last = window_days(window, today)
+    return read_days(summary, first, last, stat)
+
+
+_FOLDED = {"count", "sum", "avg", "min", "max", "true_count", "false_count", "first_ts", "last_ts"}
+
+
+def read_days(summary: Summary | None, first: int | None, last: int, stat: str) -> Any:
+    """A statistic over the day buckets `first`..`last` (first None: all time).
+
+    The usual statistics are folded straight from the buckets, without building the
+    merged bucket; `first_ts` / `last_ts` give the first and last event's time.
+    """
+    if summary is None:
+        return 0 if stat in COUNT_STATS else None
+    if stat not in _FOLDED:
+        out: Stats | None = merge_stats(None, summary[ARCHIVE]) if first is None else None
+        for day, s in summary[DAYS].items():
+            if day <= last and (first is None or day >= first):
+                out = merge_stats(out, s)
+        return stat_of(out, stat)
+    parts = [s for day, s in summary[DAYS].items() if day <= last and (first is None or day >= first)]
+    if first is None and summary[ARCHIVE] is not None:
+        parts.append(summary[ARCHIVE])
+    if not parts:
+        return 0 if stat in COUNT_STATS else None
+    if stat == "count":
+        return sum(s[N] for s in parts)
+    if stat == "sum":
+        return sum(s[SUM] for s in parts)
+    if stat == "avg":
+        nums = sum(s[NUMS] for s in parts)
+        return sum(s[SUM] for s in parts) / nums if nums else None
+    if stat == "min":
+        return min((s[MIN] for s in parts if s[MIN] is not None), default=None)
+    if stat == "max":
+        return max((s[MAX] for s in parts if s[MAX] is not None), default=None)
+    if stat == "true_count":
+        return sum(s[TRUES] for s in parts)
+    if stat == "false_count":
+        return sum(s[FALSES] for s in parts)
+    if stat == "first_ts":
+        return min(s[FIRST_TS] for s in parts)
+    return max(s[LAST_TS] for s in parts)
 
 
 def describe(summary: Summary, today: int, session: int) -> dict[str, Any]:
