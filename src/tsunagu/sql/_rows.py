@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlglot import exp
 
@@ -71,6 +73,50 @@ def case(ifs: Sequence[tuple[exp.Expression, exp.Expression]], default: exp.Expr
 def local_day(timezone: str, column: str = "timestamp") -> exp.Expression:
     """The calendar day of an instant in the workspace's zone, as a DATE."""
     return exp.cast(exp.AtTimeZone(this=col(column), zone=lit(timezone)), "DATE")
+
+
+@lru_cache(maxsize=4096)
+def day_start(day: int, timezone: str) -> tuple[datetime, bool]:
+    """The instant local day `day` starts in `timezone` (UTC), and whether that is exact.
+
+    Exact when the day's midnight happens once: then an instant is on or after the day
+    exactly when it is on or after this one (local days only move forward). Where a
+    transition skips or repeats midnight (America/Santiago falls back from 00:00 to
+    23:00) it is only a lower bound, and the local date must be checked as well.
+    """
+    midnight = datetime.combine(date(1970, 1, 1) + timedelta(days=day), datetime.min.time())
+    before = midnight.replace(tzinfo=ZoneInfo(timezone), fold=0)
+    after = midnight.replace(tzinfo=ZoneInfo(timezone), fold=1)
+    exact = before.utcoffset() == after.utcoffset()
+    return min(before.astimezone(UTC), after.astimezone(UTC)), exact
+
+
+def instant(at: datetime) -> exp.Expression:
+    return exp.cast(lit(at.isoformat(sep=" ")), "TIMESTAMPTZ")
+
+
+def days_between(
+    first: int | None, last: int | None, timezone: str, ts: str = "timestamp", day: exp.Expression | None = None
+) -> list[exp.Expression]:
+    """Events from local day `first` to `last` (None: no bound), as conditions on the raw
+    timestamp column `ts`, which DuckDB prunes by row-group zone maps (events are stored in
+    time order); converting every row to a local date reads and converts them all. The
+    local date (`day`, default `ts` converted) is compared too only where a bound is inexact."""
+    out: list[exp.Expression] = []
+    local = day if day is not None else local_day(timezone, ts)
+    if first is not None:
+        start, exact = day_start(first, timezone)
+        out.append(exp.GTE(this=col(ts), expression=instant(start)))
+        if not exact:
+            out.append(exp.GTE(this=local.copy(), expression=date_of(first)))
+    if last is not None:
+        end, exact = day_start(last + 1, timezone)
+        if exact:
+            out.append(exp.LT(this=col(ts), expression=instant(end)))
+        else:  # the day after may start (again) before this instant: bound loosely, then exactly
+            out.append(exp.LT(this=col(ts), expression=instant(end + timedelta(days=1))))
+            out.append(exp.LTE(this=local.copy(), expression=date_of(last)))
+    return out
 
 
 def date_of(day: int) -> exp.Expression:

@@ -9,8 +9,13 @@ reaches past today.
 Tables read: `people(person_id, traits JSON)` and `person_events` (events with their
 current `canonical_person_id`), as the analytics store defines them.
 
-Every condition that reads history is one per-person query (a CTE, LEFT JOINed to
-`people`; identical ones are shared). A value is compared as the streaming side does:
+Event counters (`did`, `first_did`) and the plain statistics of user data (count, sum,
+min, max, average, true and false counts over a calendar window) are columns of one
+grouped scan of `person_events` (conditional aggregates, one per condition), so a rule
+reads the events once however many conditions it has; the other conditions that read
+history are one per-person query each (a CTE; identical ones are shared). Both are LEFT
+JOINed to `people`. Windows are bounds on the raw timestamp (the instants the local
+days start, computed from the zone), which DuckDB prunes by zone maps. A value is compared as the streaming side does:
 as text for eq, neq, in and contains (3.0 prints as "3", true as "true"), as a number for
 gt, gte, lt and lte, and a missing value makes every comparison false but neq and
 not_exists (two-valued, so that `not` keeps its meaning).
@@ -43,12 +48,19 @@ from ..core.segments import (
     did_first_day,
 )
 from ._rows import (
+    SCALAR_TYPES,
     canonical_text,
     case,
     col,
     date_of,
+    day_start,
+    days_between,
     event_filter,
+    in_,
+    instant,
     json_text,
+    json_type,
+    json_value,
     lit,
     local_day,
     num,
@@ -68,6 +80,19 @@ _SESSION_WINDOWS = ("this_session", "previous_session")
 _INT_STATS = frozenset({"count", "distinct_count", "true_count", "false_count", "days_since_first",
                         "days_since_last"})  # fmt: skip
 _TEXT_STATS = frozenset({"first", "last", "most_frequent"})
+# user data statistics the one scan computes (the others rank or group the values)
+_SCANNED_STATS = frozenset({"count", "sum", "min", "max", "avg", "true_count", "false_count"})
+_SCAN = "ev"
+_Column = tuple[str, exp.Expression, list[exp.Expression]]
+
+
+def _names_events(condition: exp.Expression) -> bool:
+    """Is `condition` one that says which events (`type = 'track'`, `event = 'buy'`)?"""
+    return (
+        isinstance(condition, exp.EQ)
+        and isinstance(condition.this, exp.Column)
+        and (condition.this.name in ("type", "event") and isinstance(condition.expression, exp.Literal))
+    )
 
 
 def _literal(value: Any) -> exp.Expression:
@@ -130,6 +155,10 @@ class _Compiler:
         self.segments = segments
         # SQL text -> (alias, query, joined to people?): identical queries are shared
         self.ctes: dict[str, tuple[str, exp.Select, bool]] = {}
+        # one scan per event name (the SQL of the conditions naming it) -> (alias, those
+        # conditions, its columns: key -> (column, aggregate, the other conditions))
+        self.scans: dict[str, tuple[str, list[exp.Expression], dict[str, _Column]]] = {}
+        self.columns = 0
         self._inlining: list[str] = []
 
     def cte(self, query: exp.Select, joined: bool = True) -> str:
@@ -141,20 +170,37 @@ class _Compiler:
     def value(self, alias: str) -> exp.Column:
         return col("v", alias)
 
+    def scanned(self, aggregate: type[exp.AggFunc], rows: Sequence[exp.Expression],
+                value: exp.Expression | None = None) -> exp.Column:  # fmt: skip
+        """A column of the scan of the events `rows` name: `aggregate` of `value` (None:
+        count) over the events matching all of `rows`. As `CASE WHEN rows THEN value END`,
+        not FILTER: DuckDB computes an aggregate's argument for every row scanned."""
+        which = [r for r in rows if _names_events(r)]
+        group = exp.and_(*which).sql() if which else ""
+        if group not in self.scans:
+            self.scans[group] = (f"{_SCAN}{len(self.scans)}", which, {})
+        alias, _, columns = self.scans[group]
+        per_row = case([(exp.and_(*rows), value if value is not None else num(1))])
+        key = f"{aggregate.__name__}:{per_row.sql()}"
+        if key not in columns:
+            self.columns += 1
+            columns[key] = (f"v{self.columns}", aggregate(this=per_row), [r for r in rows if r not in which])
+        return col(columns[key][0], alias)
+
+    def window(self, first: int | None, last: int | None) -> list[exp.Expression]:
+        return days_between(first, last, self.timezone)
+
     # -- conditions ----------------------------------------------------------------------
 
     def condition(self, rule: Rule) -> exp.Expression:
         if isinstance(rule, TraitIs):
             return _compare(json_text(col("traits", "p"), [rule.trait]), rule.op, rule.value)
         if isinstance(rule, Did):
-            alias = self.cte(self._counter(rule))
-            n = exp.Coalesce(this=self.value(alias), expressions=[num(0)])
+            n = exp.Coalesce(this=self._counter(rule), expressions=[num(0)])
             cls = {"eq": exp.EQ, "gte": exp.GTE, "gt": exp.GT, "lte": exp.LTE, "lt": exp.LT}[rule.op]
             return cls(this=n, expression=num(rule.count))
         if isinstance(rule, FirstDid):
-            alias = self.cte(self._first_day(rule))
-            cond = exp.GTE(this=self.value(alias), expression=date_of(self.today - rule.within_days + 1))
-            return exp.Coalesce(this=cond, expressions=[exp.false()])
+            return exp.Coalesce(this=self._first_did(rule), expressions=[exp.false()])
         if isinstance(rule, DataIs):
             return _compare(self.data_text(rule), rule.op, rule.value)
         if isinstance(rule, ComputedIs):
@@ -185,26 +231,18 @@ class _Compiler:
         channels = (cond.channel,) if cond.channel is not None else ()
         return event_filter(cond.event, channels, cond.store_id, cond.where)
 
-    def _counter(self, cond: Did) -> exp.Select:
-        day = local_day(self.timezone)
-        conditions = [*self._matching(cond), exp.LTE(this=day, expression=date_of(self.today))]
-        first = did_first_day(cond, self.today)
-        if first is not None:
-            conditions.append(exp.GTE(this=day.copy(), expression=date_of(first)))
-        return self._per_person(exp.Count(this=exp.Star()), conditions)
+    def _counter(self, cond: Did) -> exp.Column:
+        rows = [*self._matching(cond), *self.window(did_first_day(cond, self.today), self.today)]
+        return self.scanned(exp.Count, rows)
 
-    def _first_day(self, cond: FirstDid) -> exp.Select:
-        day = local_day(self.timezone)
-        conditions = [*self._matching(cond), exp.LTE(this=day, expression=date_of(self.today))]
-        return self._per_person(exp.Min(this=day.copy()), conditions)
-
-    def _per_person(self, value: exp.Expression, conditions: list[exp.Expression]) -> exp.Select:
-        return (
-            exp.select(exp.alias_(col(_PERSON), "person_id"), exp.alias_(value, "v"))
-            .from_(_EVENTS, copy=False)
-            .where(exp.and_(*conditions), copy=False)
-            .group_by(col(_PERSON), copy=False)
-        )
+    def _first_did(self, cond: FirstDid) -> exp.Expression:
+        """The first matching event (up to today) is on or after the window's first day."""
+        first = self.today - cond.within_days + 1
+        rows = [*self._matching(cond), *self.window(None, self.today)]
+        start, exact = day_start(first, self.timezone)
+        if exact:
+            return exp.GTE(this=self.scanned(exp.Min, rows, col("timestamp")), expression=instant(start))
+        return exp.GTE(this=self.scanned(exp.Min, rows, local_day(self.timezone)), expression=date_of(first))
 
     # -- user data -------------------------------------------------------------------------
 
@@ -228,6 +266,8 @@ class _Compiler:
             conditions = [exp.false()]
         else:
             conditions = event_filter(event)
+        if not session_window and rule.stat in _SCANNED_STATS and (path or rule.stat == "count"):
+            return self._scanned_stat(conditions, path, rule.stat, userdata.window_days(rule.window, self.today))
         rows, ordinals = value_rows(source, _PERSON, conditions, self.timezone, prop=path or None,
                                     cross_lists=False, extra=extra)  # fmt: skip
         if session_window:
@@ -238,10 +278,44 @@ class _Compiler:
         return self._stat(rows, ordinals, window, rule.stat)
 
     def _days(self, first: int | None, last: int) -> list[exp.Expression]:
-        out: list[exp.Expression] = [exp.LTE(this=col("day"), expression=date_of(last))]
-        if first is not None:
-            out.append(exp.GTE(this=col("day"), expression=date_of(first)))
-        return out
+        """A calendar window over value rows (`ts`, `day`)."""
+        return days_between(first, last, self.timezone, ts="ts", day=col("day"))
+
+    def _scanned_stat(
+        self, conditions: list[exp.Expression], path: str, stat: str, days: tuple[int | None, int]
+    ) -> exp.Expression:
+        """A plain statistic of a user data field (`value_rows` without lists) in the one scan."""
+        where = [*conditions, *self.window(*days)]
+        jtype: exp.Expression = exp.Null()
+        vtext: exp.Expression = exp.cast(exp.Null(), "VARCHAR")
+        if path:
+            parts = path.split(".")
+            if len(parts) > userdata.MAX_DEPTH:  # never summarised: deeper objects are skipped
+                where.append(exp.false())
+            jtype = json_type(json_value(col("properties"), parts))
+            vtext = json_text(col("properties"), parts)
+            if stat in ("count", "true_count", "false_count"):  # a number is a scalar: no need to check
+                where.append(in_(jtype.copy(), SCALAR_TYPES))
+        number = number_of(jtype, vtext)
+        v: exp.Expression
+        if stat == "count":
+            v = self.scanned(exp.Count, where)
+        elif stat in ("true_count", "false_count"):
+            flag = lit("true" if stat == "true_count" else "false")
+            is_bool = exp.EQ(this=jtype.copy(), expression=lit("BOOLEAN"))
+            v = self.scanned(exp.Count, [*where, is_bool, exp.EQ(this=vtext.copy(), expression=flag)])
+        elif stat == "avg":
+            # sum / numeric count, as the streaming side divides (not the dialect's AVG)
+            total = self.scanned(exp.Sum, where, number)
+            count = self.scanned(exp.Count, where, number.copy())
+            v = exp.Div(this=total, expression=exp.Nullif(this=count, expression=num(0)))
+        else:
+            v = self.scanned({"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[stat], where, number)
+        if stat in userdata.COUNT_STATS:
+            v = exp.Coalesce(this=v, expressions=[num(0)])
+        if stat in _INT_STATS:
+            return exp.cast(v, "VARCHAR")
+        return number_text(v)
 
     def _stat(
         self, rows: exp.Select, ordinals: Sequence[str], window: list[exp.Expression], stat: str
@@ -345,8 +419,54 @@ def stat_query(
     return exp.select(person, exp.alias_(value, "v")).from_(source, copy=False).group_by(person.copy(), copy=False)
 
 
+def _cheap(condition: exp.Expression) -> bool:
+    return condition.find(exp.JSONExtract, exp.JSONExtractScalar, exp.JSONType) is None
+
+
+def _bounds(disjuncts: list[list[exp.Expression]]) -> list[exp.Expression]:
+    """The widest timestamp window of all disjuncts (`days_between`'s bounds), on its own so
+    that the scan can prune by it: DuckDB prunes by a plain comparison, not by an OR."""
+    out: list[exp.Expression] = []
+    for cls, widest in ((exp.GTE, min), (exp.LT, max)):
+        found = []
+        for conjuncts in disjuncts:
+            values = [c.expression.this.name for c in conjuncts if isinstance(c, cls) and c.this == col("timestamp")]
+            if not values:
+                break
+            found.append(max(values) if cls is exp.GTE else min(values))  # ISO, UTC: text order is time order
+        else:
+            bound = widest(found)
+            out.append(cls(this=col("timestamp"), expression=exp.cast(lit(bound), "TIMESTAMPTZ")))
+    return out
+
+
+def _scan(which: list[exp.Expression], columns: dict[str, _Column]) -> exp.Select:
+    """One grouped scan of the events `which` names: a column per condition. Besides `which`,
+    it reads the rows any condition may match by their cheap parts (the JSON is parsed in
+    the aggregates): plain conditions, which DuckDB applies in the scan (so `properties` is
+    read only for the rows they keep) and prunes by (the widest window)."""
+    select = [exp.alias_(col(_PERSON), "person_id")]
+    select += [exp.alias_(aggregate, name) for name, aggregate, _ in columns.values()]
+    disjuncts: dict[str, list[exp.Expression]] = {}
+    for _, _, rows in columns.values():
+        cheap = [r for r in rows if _cheap(r)]
+        disjuncts.setdefault(exp.and_(*cheap).sql() if cheap else "", cheap)
+    where = [c.copy() for c in which]
+    if "" not in disjuncts:
+        bounds = _bounds(list(disjuncts.values()))
+        where += bounds
+        implied = {b.sql() for b in bounds}
+        if not any({c.sql() for c in conjuncts} <= implied for conjuncts in disjuncts.values()):
+            where.append(exp.or_(*(exp.paren(exp.and_(*c)) for c in disjuncts.values())))
+    query = exp.select(*select).from_(_EVENTS, copy=False).group_by(col(_PERSON), copy=False)
+    return query.where(exp.and_(*where), copy=False) if where else query
+
+
 def _assemble(compiler: _Compiler, select: list[exp.Expression], where: exp.Expression | None) -> exp.Select:
     query = exp.select(*select).from_(exp.alias_(exp.table_("people"), "p", table=True), copy=False)
+    for alias, which, columns in compiler.scans.values():
+        query = query.with_(alias, as_=_scan(which, columns), copy=False)
+        query = query.join(exp.table_(alias), on=_join_on(alias), join_type="left", copy=False)
     for alias, cte, joined in compiler.ctes.values():
         query = query.with_(alias, as_=cte, copy=False)
         if joined:
