@@ -130,7 +130,9 @@ class Live:
         self._counters: dict[str, Did] = {}  # live counter key -> condition
         self._counters_by_event: dict[str, list[tuple[str, str | None, str | None, tuple[Any, ...]]]] = {}
         self._aggs_by_event: dict[str, list[tuple[Any, ...]]] = {}
-        self._segments_by_event: dict[str, list[Segment]] = {}
+        #: what can change a segment -> the segments: "c:" a counter was bumped, "a:" a computed
+        #: aggregate took a value, "e:" an event of that name came (user data fields)
+        self._segments_by_dep: dict[str, list[Segment]] = {}
         self._segments_by_trait: list[Segment] = []
         self._dependents: dict[str, list[str]] = {}  # segment -> segments that read it
         self._building: set[str] = set()  # segments waiting for a back-fill
@@ -248,7 +250,7 @@ class Live:
         # What an event is matched against, precompiled: (counter key, channel, store, where)
         by_event: dict[str, list[tuple[str, str | None, str | None, tuple[tuple[str, Any], ...]]]] = {}
         for key, cond in wanted.items():
-            by_event.setdefault(cond.event, []).append((key, cond.channel, cond.store_id, cond.where))
+            by_event.setdefault(cond.event, []).append((key, cond.channel, cond.store_id, cond.where, "c:" + key))
         self._counters_by_event = by_event
         # (trait, channels, store, where, property, days kept); "*" traits join every event's list
         star = [a for a in self.computed.values() if isinstance(a, Aggregate) and a.event == "*"]
@@ -258,20 +260,20 @@ class Live:
                 aggs.setdefault(c.event, [])
         for event in [*aggs, "*"]:
             aggs[event] = [
-                (a.name, frozenset(a.channels) or None, a.store_id, a.where, a.prop, a.keep_days)
+                (a.name, frozenset(a.channels) or None, a.store_id, a.where, a.prop, a.keep_days, "a:" + a.name)
                 for a in self.computed.values()
                 if isinstance(a, Aggregate) and (a.event == event or a in star)
             ]
         self._aggs_by_event = aggs
         self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
-        seg_by_event: dict[str, list[Segment]] = {}
+        seg_by_dep: dict[str, list[Segment]] = {}
         self._dependents = {}
         for seg in self.segments.values():
-            for ev in self._events_of(seg):
-                seg_by_event.setdefault(ev, []).append(seg)
+            for dep in self._deps_of(seg):
+                seg_by_dep.setdefault(dep, []).append(seg)
             for other in seg.segments:
                 self._dependents.setdefault(other, []).append(seg.name)
-        self._segments_by_event = seg_by_event
+        self._segments_by_dep = seg_by_dep
         self._segments_by_trait = [s for s in self.segments.values() if s.traits or self._reads_cases(s)]
         self._timed = [s for s in self.segments.values() if self._is_timed(s)]
         self._timed_names = {s.name for s in self._timed}
@@ -302,22 +304,23 @@ class Live:
     def _reads_cases(self, seg: Segment) -> bool:
         return any(isinstance(self.computed.get(c), Cases) and self.computed[c].reads().traits for c in seg.computed)
 
-    def _events_of(self, seg: Segment) -> set[str]:
-        out = {c.event for c in seg.counters} | {f.split(".", 1)[0] for f in seg.data}
+    def _deps_of(self, seg: Segment) -> set[str]:
+        """The keys of what can change the segment's membership when an event comes."""
+        out = {"c:" + c.key for c in seg.counters} | {"e:" + f.split(".", 1)[0] for f in seg.data}
         if _reads_sessions(seg.rule):
-            out.add("$sessions")
+            out.add("e:$sessions")
         for name in seg.computed:
             c = self.computed.get(name)
             if isinstance(c, Aggregate):
-                out.add(c.event)
+                out.add("a:" + name)
             elif isinstance(c, Cases):
                 reads = c.reads()
-                out |= {d.event for d in reads.counters} | {f.split(".", 1)[0] for f in reads.data}
+                out |= {"c:" + d.key for d in reads.counters} | {"e:" + f.split(".", 1)[0] for f in reads.data}
                 if _reads_sessions(reads.rule):
-                    out.add("$sessions")
+                    out.add("e:$sessions")
         for other in seg.segments:
             if other in self.segments:
-                out |= self._events_of(self.segments[other])
+                out |= self._deps_of(self.segments[other])
         return out
 
     def _is_timed(self, seg: Segment) -> bool:
@@ -352,7 +355,7 @@ class Live:
         """Fold one event into the person, then re-evaluate what it can change."""
         typ = ev.type
         name = ev.event
-        new_session = False
+        touched: list[str] = []  # what changed: keys of _segments_by_dep
         if typ == "track" or typ == "page" or typ == "screen":
             if typ != "track":
                 name = "$" + typ
@@ -361,13 +364,14 @@ class Live:
             day = self.day_of(ts)
             if p.session_no < 0 or ts > p.session_last + userdata.SESSION_GAP_MS:
                 p.session_no += 1
-                new_session = True
+                touched.append("e:$sessions")
                 self._add(p, "$sessions", day, p.session_no, ts, mid, None)
             if ts > p.session_last:
                 p.session_last = ts
             session = p.session_no
             props = ev.props() if len(ev.properties) > 2 else {}
             self._add(p, name, day, session, ts, mid, None)  # type: ignore[arg-type]
+            touched.append("e:" + name)  # type: ignore[operator]
             if props:
                 fields: list[tuple[str, Any]] = []
                 userdata.fields_of(name, props, fields)  # type: ignore[arg-type]
@@ -378,7 +382,7 @@ class Live:
                 store_id = ev.store_id
                 counters = self._counters_by_event.get(name)  # type: ignore[arg-type]
                 if counters is not None:
-                    for key, c_channel, c_store, where in counters:
+                    for key, c_channel, c_store, where, dep in counters:
                         if (
                             (c_channel is None or c_channel == channel)
                             and (c_store is None or c_store == store_id)
@@ -388,11 +392,12 @@ class Live:
                             if buckets is None:
                                 buckets = p.counters[key] = {}
                             buckets[day] = buckets.get(day, 0) + 1
+                            touched.append(dep)
                 aggs = self._aggs_by_event.get(name)  # type: ignore[arg-type]
                 if aggs is None:
                     aggs = self._aggs_by_event.get("*")
                 if aggs:
-                    for a_name, a_channels, a_store, where, prop, keep in aggs:
+                    for a_name, a_channels, a_store, where, prop, keep, dep in aggs:
                         if (
                             (a_channels is None or channel in a_channels)
                             and (a_store is None or a_store == store_id)
@@ -403,16 +408,19 @@ class Live:
                                 summary = p.computed[a_name] = userdata.new_summary()
                             for value in values_at(prop, channel, store_id, props) if prop else (None,):
                                 userdata.add(summary, day, session, ts, mid, value, keep)
+                            touched.append(dep)
         if not self.segments:
             return
         if is_new:
             affected: Iterable[Segment] = self.segments.values()
         else:
-            found = list(self._segments_by_event.get(name or "", ())) if typ != "identify" else []
-            # "*" aggregates read every track event; a new session changes session windows
-            # and `$sessions`, whatever the event's name
-            for key in ("*" if typ == "track" else "", "$sessions" if new_session else ""):
-                found += [s for s in self._segments_by_event.get(key, ()) if s not in found]
+            # only the segments something this event changed can change
+            by_dep = self._segments_by_dep
+            found: list[Segment] = []
+            for key in touched:
+                segs = by_dep.get(key)
+                if segs:
+                    found += [s for s in segs if s not in found] if found else segs
             if traits_changed:
                 found += [s for s in self._segments_by_trait if s not in found]
             if not found:
