@@ -2,10 +2,11 @@
 
 The pipeline pages through the persons the events hold (`events.person_id`, the id each
 event got when it arrived: stable, so pages never overlap however persons merge
-meanwhile) and asks the analytics store for one page's day buckets at a time
-(`tsunagu.sql.backfill`); each page becomes a log record that the engine folds in
-(`Engine.apply_backfill`). A restart resumes after the last page in the log, so nothing
-is lost or counted twice.
+meanwhile) and hands each page's day buckets to the engine as a log record
+(`Engine.apply_backfill`). The buckets are grouped once, by one scan of the events, into
+a table of the analytics store (`tsunagu.sql.backfill.prepare_backfill`); pages are read
+from it. A restart finds the table and resumes after the last page in the log, so
+nothing is lost or counted twice; `finish` drops the table when the back-fill is done.
 """
 
 from __future__ import annotations
@@ -16,16 +17,29 @@ from .core.live import Backfill
 from .sql import backfill as backfill_sql
 from .storage.duckdb_analytics import DuckDBAnalytics
 
-__all__ = ["chunk", "person_count"]
+__all__ = ["chunk", "finish", "person_count"]
 
 
-def person_count(analytics: DuckDBAnalytics, bf: Backfill) -> int:
-    """How many persons' events the back-fill reads (for its progress bar)."""
-    row = analytics.query("SELECT count(DISTINCT person_id) FROM events WHERE seq < ?", [bf.upto_seq])
-    return int(row[0][0]) if row else 0
+def person_count(analytics: DuckDBAnalytics, bf: Backfill, timezone: str | None = None) -> int:
+    """How many persons the back-fill's pages hold (for its progress bar). With the zone,
+    this groups the back-fill's rows (as the first page would) and counts their persons;
+    without it, every person with events before the definition (a scan of its own)."""
+    with analytics.reader() as con:
+        if timezone is None:
+            row = con.execute("SELECT count(DISTINCT person_id) FROM events WHERE seq < ?", [bf.upto_seq]).fetchone()
+        else:
+            table = backfill_sql.prepare_backfill(con, bf, timezone=timezone)
+            row = con.execute(f"SELECT count(DISTINCT person_id) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def chunk(analytics: DuckDBAnalytics, bf: Backfill, timezone: str, limit: int) -> tuple[list[Any], str, bool]:
     """The next page of rows after `bf.cursor`: (rows, the new cursor, whether this is the last)."""
     with analytics.reader() as con:
         return backfill_sql.backfill_page(con, bf, timezone=timezone, limit=limit)
+
+
+def finish(analytics: DuckDBAnalytics, bf: Backfill) -> None:
+    """Drop the back-fill's grouped rows (after its last page is in the log)."""
+    with analytics.reader() as con:
+        backfill_sql.drop_backfill(con, bf)

@@ -424,6 +424,7 @@ class WorkspacePipeline:
         now = self.clock()
         await self._control("backfill", {"id": bf.id, "rows": rows, "cursor": cursor, "done": done, "now": now}, now)
         if done:
+            await asyncio.to_thread(backfill_jobs.finish, self.analytics, bf)
             self._backfill_totals.pop(bf.id, None)
             self._backfill_done.pop(bf.id, None)
         return bool(live.backfills)

@@ -19,7 +19,14 @@ from tsunagu.core import userdata
 from tsunagu.core.engine import Engine
 from tsunagu.core.events import Event
 from tsunagu.core.segments import Did, parse_rule
-from tsunagu.sql.backfill import backfill_page, backfill_persons, run_backfill
+from tsunagu.sql.backfill import (
+    backfill_page,
+    backfill_persons,
+    backfill_table,
+    drop_backfill,
+    prepare_backfill,
+    run_backfill,
+)
 
 from .history import NOW, TZ, analytics_store, histories
 from .test_rule_nodes import TODAY, aggregates
@@ -115,3 +122,26 @@ def test_back_fill_rows_name_the_person_an_event_arrived_with_and_stop_at_the_se
     assert stats[userdata.N] == 1 and stats[userdata.SUM] == 4.5 and stats[userdata.FIRST_V] == 4.5
     assert stats[userdata.FIRST_MID] == "m2" and stats[userdata.FIRST_TS] == NOW - 60_000
     assert backfill_persons(con, 4) == sorted({pids[0], pids[1]})
+
+
+def test_a_back_fill_is_grouped_once_into_a_table_its_pages_read_and_finishing_drops() -> None:
+    events = [
+        Event(f"m{i}", "track", "buy", f"U{i % 3}", None, NOW - i * 60_000, NOW, "web", None, b'{"price": 2}', {},
+              b"{}")
+        for i in range(9)
+    ]  # fmt: skip
+    engine = Engine()
+    pids = engine.apply(events).person_ids
+    engine.define("computed_trait", "t", {"event": "buy", "agg": "sum", "property": "price"}, seq=10, now=NOW)
+    con = analytics_store(engine, events, pids)
+    (backfill,) = engine.live.backfills.values()
+    table = prepare_backfill(con, backfill, timezone=TZ)
+    assert table == backfill_table(backfill, TZ) and table.startswith("backfill_")
+    con.execute("DELETE FROM events")  # pages read the table, not the events
+    rows, cursor, done = backfill_page(con, backfill, timezone=TZ, limit=2)
+    assert len({r[0] for r in rows}) == 2 and cursor == max(r[0] for r in rows) and not done
+    backfill.cursor = cursor
+    rows, cursor, done = backfill_page(con, backfill, timezone=TZ, limit=2)
+    assert len({r[0] for r in rows}) == 1 and done
+    drop_backfill(con, backfill)
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()

@@ -266,7 +266,8 @@ class _Compiler:
             conditions = [exp.false()]
         else:
             conditions = event_filter(event)
-        if not session_window and rule.stat in _SCANNED_STATS and (path or rule.stat == "count"):
+        scannable = not session_window and event != "$sessions" and (path or rule.stat == "count")
+        if scannable and rule.stat in _SCANNED_STATS:
             return self._scanned_stat(conditions, path, rule.stat, userdata.window_days(rule.window, self.today))
         rows, ordinals = value_rows(source, _PERSON, conditions, self.timezone, prop=path or None,
                                     cross_lists=False, extra=extra)  # fmt: skip
