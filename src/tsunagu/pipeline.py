@@ -396,8 +396,14 @@ class WorkspacePipeline:
 
     async def _run_backfills(self) -> None:
         """Count the history of new counters and computed traits, page by page, into the log."""
-        while self.engine.live.backfills and not self.failed:
-            await self.backfill_step()
+        while self.engine.live.backfills and not self.failed and self._log is not None:
+            try:
+                await self.backfill_step()
+            except Exception:
+                if self._log is None:  # closed (or crashed) under it: the log resumes it on reopen
+                    return
+                log.exception("%s: back-fill step failed; retrying in 5 s", self.workspace)
+                await asyncio.sleep(5)
 
     async def backfill_step(self) -> bool:
         """Back-fill one page of persons; False when nothing is left to do."""
