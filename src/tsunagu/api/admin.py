@@ -245,7 +245,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
         errors = [
             FieldError(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), e["msg"]) for e in exc.errors()
         ]
-        return _error_response(InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors))
+        return _error_response(InvalidInput.for_fields(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -139,7 +139,7 @@ def _check_one(pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, An
     except InvalidInput as exc:
         errors = [FieldError(e.field.removeprefix("definitions[0]").lstrip(".") or "body", e.reason)
                   for e in exc.errors]  # fmt: skip
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors) from None
+        raise InvalidInput.for_fields(errors) from None
 
 
 async def put_definition(

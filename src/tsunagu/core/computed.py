@@ -124,7 +124,7 @@ def parse_computed(data: Any, path: str = "computed_trait") -> ComputedTrait:
     errors: list[FieldError] = []
     out = _parse_computed(data, path, errors)
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        raise InvalidInput.for_fields(errors)
     assert out is not None
     return out
 

@@ -61,6 +61,11 @@ class TsunaguError(Exception):
     def for_field(cls, field_name: str, reason: str) -> TsunaguError:
         return cls(f"{field_name}: {reason}" if field_name else reason, [FieldError(field_name, reason)])
 
+    @classmethod
+    def for_fields(cls, errors: list[FieldError]) -> TsunaguError:
+        """One error listing every bad field (`field: reason; field: reason`)."""
+        return cls("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+
 
 class InvalidInput(TsunaguError):
     status = 400

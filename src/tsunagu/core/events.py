@@ -345,7 +345,7 @@ def normalize(
                 _encodable(traits, f"{prefix}.traits" if prefix else "traits", errors)
                 _encodable(links, f"{prefix}.context" if prefix else "context", errors)
                 if errors:
-                    raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+                    raise InvalidInput.for_fields(errors)
             return Event(
                 mid,  # type: ignore[arg-type]
                 kind,  # type: ignore[arg-type]
@@ -449,7 +449,7 @@ def _normalize_carefully(
         store = None
     store_id = _id(store, at("context.store_id"), errors)
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        raise InvalidInput.for_fields(errors)
 
     message_id = msg.messageId
     if message_id is None or message_id == "":
@@ -463,7 +463,7 @@ def _normalize_carefully(
     _encodable(traits, at("traits")(), errors)
     _encodable(links, at("context")(), errors)
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        raise InvalidInput.for_fields(errors)
     return Event(
         message_id,
         kind,  # type: ignore[arg-type]

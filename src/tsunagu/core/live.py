@@ -162,7 +162,7 @@ class Live:
             if name in self._reads_closure(seg.segments):
                 errors.append(FieldError("rule", f"segment {name!r} would read itself"))
             if errors:
-                raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+                raise InvalidInput.for_fields(errors)
             return seg
         return parse_computed({**body, "name": name} if isinstance(body, dict) else body)
 

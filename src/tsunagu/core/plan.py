@@ -145,7 +145,7 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
             why = f"segment {name!r} reads itself, through {cyclic[name]}"
             errors.append(FieldError(f"definitions[{i}].rule", why, i))
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        raise InvalidInput.for_fields(errors)
 
     changes: list[Change] = []
     position = {name: n for n, name in enumerate(order)}

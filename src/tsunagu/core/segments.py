@@ -196,7 +196,7 @@ def parse_rule(data: Any, path: str = "rule") -> Rule:
     errors: list[FieldError] = []
     rule = _parse(data, path, errors)
     if errors:
-        raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
+        raise InvalidInput.for_fields(errors)
     assert rule is not None
     return rule
 
