@@ -129,3 +129,25 @@ def test_a_restart_in_the_middle_of_a_back_fill_loses_nothing_and_counts_nothing
         await pipe.close()
 
     asyncio.run(scenario())
+
+
+def test_a_back_fill_replaced_midway_leaves_no_grouped_rows_behind(tmp_path: Path) -> None:
+    def tables(pipe: WorkspacePipeline) -> list[str]:
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'backfill%'"
+        rows = pipe.analytics.query(sql)
+        return [r[0] for r in rows]
+
+    async def scenario() -> None:
+        pipe = await _open(tmp_path)
+        await pipe.submit(history(100, 5, 0), NOW)
+        await pipe.define("computed_trait", "store_amount", STORE_AMOUNT, NOW)
+        await pipe.backfill_step()  # groups the history into a table, applies a page
+        (old,) = tables(pipe)
+        await pipe.define("computed_trait", "store_amount", {**STORE_AMOUNT, "channel": "web"}, NOW)
+        assert old not in tables(pipe)  # the replaced back-fill's rows are gone (the new one may have begun)
+        await pipe.wait_for_backfills()
+        await pipe.undefine("computed_trait", "store_amount", NOW)
+        assert tables(pipe) == []
+        await pipe.close()
+
+    asyncio.run(scenario())

@@ -377,7 +377,9 @@ class WorkspacePipeline:
         current = self.engine.live.definitions.get((kind, name))
         if current is not None and current.body == body:
             return self.definition(kind, name) | {"changed": False}
+        before = dict(self.engine.live.backfills)
         await self._control("define", {"kind": kind, "name": name, "body": body, "now": now}, now)
+        await self._drop_abandoned_backfills(before)
         self._start_backfills()
         return self.definition(kind, name) | {"changed": True}
 
@@ -385,7 +387,19 @@ class WorkspacePipeline:
         if (kind, name) not in self.engine.live.definitions:
             raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
         self.engine.live.undefine_check(kind, name)
+        before = dict(self.engine.live.backfills)
         await self._control("undefine", {"kind": kind, "name": name, "now": now}, now)
+        await self._drop_abandoned_backfills(before)
+
+    async def _drop_abandoned_backfills(self, before: dict[str, Backfill]) -> None:
+        """A back-fill a change replaced or dropped leaves no grouped rows behind."""
+        now = self.engine.live.backfills
+        async with self._backfill_lock:  # not while a page reads them
+            for bf_id, bf in before.items():
+                if now.get(bf_id) is not bf:
+                    await asyncio.to_thread(backfill_jobs.finish, self.analytics, bf)
+                    self._backfill_totals.pop(bf_id, None)
+                    self._backfill_done.pop(bf_id, None)
 
     # -- back-fill ---------------------------------------------------------------------
 
