@@ -20,16 +20,12 @@ from .storage.duckdb_analytics import DuckDBAnalytics
 __all__ = ["chunk", "finish", "person_count"]
 
 
-def person_count(analytics: DuckDBAnalytics, bf: Backfill, timezone: str | None = None) -> int:
-    """How many persons the back-fill's pages hold (for its progress bar). With the zone,
-    this groups the back-fill's rows (as the first page would) and counts their persons;
-    without it, every person with events before the definition (a scan of its own)."""
+def person_count(analytics: DuckDBAnalytics, bf: Backfill, timezone: str) -> int:
+    """How many persons the back-fill's pages hold (its progress bar's total): groups the
+    back-fill's rows, as its first page would, and counts their persons."""
     with analytics.reader() as con:
-        if timezone is None:
-            row = con.execute("SELECT count(DISTINCT person_id) FROM events WHERE seq < ?", [bf.upto_seq]).fetchone()
-        else:
-            table = backfill_sql.prepare_backfill(con, bf, timezone=timezone)
-            row = con.execute(f"SELECT count(DISTINCT person_id) FROM {table}").fetchone()
+        table = backfill_sql.prepare_backfill(con, bf, timezone=timezone)
+        row = con.execute(f"SELECT count(DISTINCT person_id) FROM {table}").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -434,7 +434,9 @@ class WorkspacePipeline:
             return True  # analytics is behind: try again
         cursor_before = bf.cursor
         if bf.id not in self._backfill_totals:
-            self._backfill_totals[bf.id] = await asyncio.to_thread(backfill_jobs.person_count, self.analytics, bf)
+            self._backfill_totals[bf.id] = await asyncio.to_thread(
+                backfill_jobs.person_count, self.analytics, bf, self.config.timezone
+            )
         rows, cursor, done = await asyncio.to_thread(
             backfill_jobs.chunk, self.analytics, bf, self.config.timezone, self.backfill_chunk
         )

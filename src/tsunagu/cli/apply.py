@@ -162,6 +162,7 @@ def apply(
     console.print(_summary(body["summary"], dry_run), highlight=False)
     changed = [(c["kind"], c["name"]) for c in body["changes"] if c["action"] in ("create", "update")]
     building = [c for c in body["changes"] if c["action"] != "delete" and c.get("status") == "building"]
-    if wait and not dry_run and changed and building:
-        wait_until_ready(api, changed)
+    if wait and not dry_run and changed:
+        if building:  # (a small history may be counted before the answer: then it is ready already)
+            wait_until_ready(api, changed)
         console.print("[green]ready[/]")
