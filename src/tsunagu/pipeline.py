@@ -326,33 +326,13 @@ class WorkspacePipeline:
     def _definition_item(self, kind: str, name: str, sizes: dict[str, int]) -> dict[str, Any]:
         item = self.engine.live.definitions[(kind, name)].to_dict()
         item["status"] = "ready"
-        pending = self.backfills_of(kind, name)
+        pending = self.engine.live.pending_for(kind, name)
         if pending:
             item["status"] = "building"
             item["backfill"] = [self.backfill_progress(b) for b in pending]
         if kind == "segment":
             item["members"] = sizes.get(name, 0)
         return item
-
-    def backfills_of(self, kind: str, name: str) -> list[Backfill]:
-        live = self.engine.live
-        if kind == "computed_trait":
-            return [b for b in live.backfills.values() if b.kind == "computed" and b.key == name]
-        seg = live.segments.get(name)
-        if seg is None or name not in live._building:
-            return []
-        keys = {c.key for c in seg.counters}
-        names = set(seg.computed)
-        for other in live._reads_closure(seg.segments):
-            if other in live.segments:
-                keys |= {c.key for c in live.segments[other].counters}
-                names |= live.segments[other].computed
-        for cname in list(names):
-            c = live.computed.get(cname)
-            if c is not None and not hasattr(c, "agg"):
-                keys |= {d.key for d in c.reads().counters}  # type: ignore[union-attr]
-        return [b for b in live.backfills.values() if (b.kind == "counter" and b.key in keys) or
-                (b.kind == "computed" and b.key in names)]  # fmt: skip
 
     def backfill_progress(self, b: Backfill) -> dict[str, Any]:
         total = self._backfill_totals.get(b.id)

@@ -291,15 +291,33 @@ class Live:
         return d.version if d else 0
 
     def _needs_backfill(self, seg: Segment) -> bool:
-        if any(f"counter:{c.key}" in self.backfills for c in seg.counters):
-            return True
-        for name in seg.computed:
-            c = self.computed.get(name)
-            if isinstance(c, Aggregate) and f"computed:{name}" in self.backfills:
-                return True
-            if isinstance(c, Cases) and any(f"counter:{d.key}" in self.backfills for d in c.reads().counters):
-                return True
-        return any(self._needs_backfill(self.segments[s]) for s in seg.segments if s in self.segments)
+        return bool(self._pending(seg))
+
+    def pending_for(self, kind: str, name: str) -> list[Backfill]:
+        """The back-fills a definition waits for (none: it is ready)."""
+        if kind == "computed_trait":
+            bf = self.backfills.get(f"computed:{name}")
+            return [bf] if bf is not None else []
+        seg = self.segments.get(name)
+        return [] if seg is None else self._pending(seg)
+
+    def _pending(self, seg: Segment) -> list[Backfill]:
+        ids: dict[str, None] = {}  # ordered, once each
+
+        def walk(s: Segment) -> None:
+            ids.update(dict.fromkeys(f"counter:{c.key}" for c in s.counters))
+            for name in s.computed:
+                c = self.computed.get(name)
+                if isinstance(c, Aggregate):
+                    ids[f"computed:{name}"] = None
+                elif isinstance(c, Cases):
+                    ids.update(dict.fromkeys(f"counter:{d.key}" for d in c.reads().counters))
+            for other in s.segments:
+                if other in self.segments:
+                    walk(self.segments[other])
+
+        walk(seg)
+        return [self.backfills[i] for i in ids if i in self.backfills]
 
     def _reads_cases(self, seg: Segment) -> bool:
         return any(isinstance(self.computed.get(c), Cases) and self.computed[c].reads().traits for c in seg.computed)
@@ -688,10 +706,7 @@ class Live:
             for b in state.get("backfills", ())
         }
         self._evaluated = dict(state.get("evaluated", {}))
-        for seg in [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]:
-            for cond in seg.counters:
-                self._counters.setdefault(cond.key, Did(cond.event, cond.channel, cond.store_id, cond.where))
-        self._reindex(persons, 0, now)
+        self._reindex(persons, 0, now)  # seq 0: nothing new to back-fill
         self.reschedule_all(persons, now)
 
     def reschedule_all(self, persons: dict[str, Person], now: int) -> None:

@@ -90,7 +90,7 @@ class FirstDid:
 
     @cached_property
     def key(self) -> str:
-        return json.dumps([self.event, self.channel, self.store_id, list(self.where)], ensure_ascii=False)
+        return self.as_did().key  # the counter it reads is the plain did's
 
     def as_did(self) -> Did:
         return Did(self.event, self.channel, self.store_id, self.where)
