@@ -115,7 +115,7 @@ CASES = [
     pytest.param(Bad("/v1/track", const(b""), 400, ""), id="empty-body"),
     pytest.param(Bad("/v1/track", const(b"null"), 400, ""), id="json-null"),
     pytest.param(Bad("/v1/track", const(b"[1, 2]"), 400, ""), id="json-array-not-object"),
-    pytest.param(Bad("/v1/track", const(b'{"userId": "u\xff\xfe", "event": "e"}'), 400, "", reason_contains="UTF-8"), id="invalid-utf8"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u\xff\xfe", "event": "e"}'), 400, "userId", reason_contains="UTF-8"), id="invalid-utf8"),
     pytest.param(Bad("/v1/batch", const(b'{"batch": [{"type": "track", "userId": "\xc3\x28", "event": "e"}]}'), 400), id="invalid-utf8-in-batch-item"),
     # -- wrong types
     pytest.param(Bad("/v1/track", msg(userId=["u"], event="e"), 400, "userId"), id="userId-list"),
@@ -173,6 +173,35 @@ CASES = [
     pytest.param(Bad("/v1/batch", const(b'{"batch": [' + nested_arrays(100_000) + b"]}"), 400, reason_contains="nested"), id="batch-item-100000-nested-arrays"),
     pytest.param(Bad("/v1/batch", const(nested_arrays(100_000)), 400), id="body-100000-nested-arrays"),
     pytest.param(Bad("/v1/batch", const(b'{"batch": [], "context": ' + b'{"a":' * 50_000 + b"1" + b"}" * 50_001), 400, reason_contains="nested"), id="batch-context-50000-nested-objects"),
+    # -- what no store can hold, in every part of an event (issue 9)
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "context": {"s": "\xff"}}'), 400, "context.s", reason_contains="UTF-8"), id="context-invalid-utf8"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"a": ["ok", "\xc3\x28"]}}'), 400, "properties.a[1]", reason_contains="UTF-8"), id="properties-invalid-utf8-in-a-list"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"\xff\xfe": 1}}'), 400, "properties", reason_contains="key"), id="properties-key-invalid-utf8"),
+    pytest.param(Bad("/v1/identify", const(b'{"userId": "u", "traits": {"name": "\xed\xa0\x80"}}'), 400, "traits.name"), id="traits-utf8-encoded-surrogate"),
+    pytest.param(Bad("/v1/group", const(b'{"userId": "u", "groupId": "g", "properties": {"s": "\xff"}}'), 400, "properties.s"), id="group-properties-invalid-utf8"),
+    pytest.param(Bad("/v1/identify", const(b'{"userId": "u", "properties": {"s": "\xff"}}'), 400, "properties.s"), id="identify-properties-invalid-utf8"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"s": "\\ud800"}}'), 400, "properties.s", reason_contains="surrogate"), id="properties-lone-high-surrogate"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "context": {"page": {"title": "\\udc00x"}}}'), 400, "context.page.title"), id="context-lone-low-surrogate"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u\\ud800", "event": "e"}'), 400, "userId"), id="userId-lone-surrogate"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": 123456789012345678901234567890}}'), 400, "properties.n", reason_contains="64-bit"), id="properties-int-past-64-bits"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": 18446744073709551615}}'), 400, "properties.n", reason_contains="64-bit"), id="properties-uint64-max"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": 9223372036854775808}}'), 400, "properties.n"), id="properties-int64-max-plus-one"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": -9223372036854775809}}'), 400, "properties.n"), id="properties-int64-min-minus-one"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": ' + b"9" * 5000 + b"}}"), 400, "properties.n"), id="properties-int-of-5000-digits"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"n": 1e400}}'), 400, "properties.n", reason_contains="finite"), id="properties-float-overflow"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "properties": {"items": [{"price": -1e309}]}}'), 400, "properties.items[0].price"), id="properties-negative-float-overflow-in-a-list"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "context": {"n": 1e400}}'), 400, "context.n"), id="context-float-overflow"),
+    pytest.param(Bad("/v1/identify", const(b'{"userId": "u", "traits": {"n": 1e400}}'), 400, "traits.n"), id="traits-float-overflow"),
+    pytest.param(Bad("/v1/identify", const(b'{"userId": "u", "traits": {"n": 18446744073709551615}}'), 400, "traits.n"), id="traits-uint64-max"),
+    pytest.param(Bad("/v1/identify", const(b'{"userId": "u", "context": {"traits": {"n": 99999999999999999999}}}'), 400, "context.traits.n"), id="context-traits-int-past-64-bits"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": 123456789012345678901234567890, "event": "e"}'), 400, "userId", reason_contains="64-bit"), id="userId-int-past-64-bits"),
+    pytest.param(Bad("/v1/track", const(b'{"userId": "u", "event": "e", "integrations": {"All": 1e400}}'), 400, "integrations.All"), id="integrations-float-overflow"),
+    pytest.param(Bad("/v1/track", msg(userId="u", event="e", integrations=[1]), 400, "integrations"), id="integrations-not-an-object"),
+    pytest.param(Bad("/v1/track", msg(userId="u", event="e", messageId="m" * 300), 400, "messageId"), id="messageId-too-long"),
+    pytest.param(Bad("/v1/batch", const(b'{"batch": [{"type": "track", "userId": "u", "event": "e"}], "context": {"s": "\xff"}}'), 400, "context.s"), id="batch-context-invalid-utf8"),
+    pytest.param(Bad("/v1/batch", const(b'{"batch": [{"type": "track", "userId": "u", "event": "e"}], "context": {"n": 1e400}}'), 400, "context.n"), id="batch-context-float-overflow"),
+    pytest.param(Bad("/v1/batch", const(b'{"batch": [{"type": "track", "userId": "u", "event": "e"}], "integrations": {"x": 99999999999999999999}}'), 400, "integrations.x"), id="batch-integrations-int-past-64-bits"),
+    pytest.param(Bad("/v1/batch", const(b'{"batch": [{"type": "track", "userId": "u", "event": "e", "context": {"s": "\xff"}}]}'), 400, "batch[0].context.s"), id="batch-item-context-invalid-utf8"),
     # -- credentials
     pytest.param(Bad("/v1/track", msg(**GOOD), 401, "writeKey", auth="wrong"), id="wrong-write-key"),
     pytest.param(Bad("/v1/track", msg(**GOOD), 401, "writeKey", auth="none"), id="missing-write-key"),
@@ -283,6 +312,40 @@ def test_batch_with_good_and_bad_items_stores_the_good_ones_and_lists_the_reject
     assert person["traits"] == {"rank": "gold"}
     events = workspace.timeline(person["person_id"])
     assert sorted(e["message_id"] for e in events) == [f"{user}-0", f"{user}-2", f"{user}-6"]
+
+
+def test_a_batch_with_unstorable_items_keeps_the_good_ones_and_names_each_bad_value(workspace):
+    user = "u-" + uuid.uuid4().hex[:8]
+    good = [f"{user}-{i}" for i in (0, 2, 4)]
+    body = (
+        b'{"batch": ['
+        b'{"type": "track", "userId": "%(u)s", "event": "view", "messageId": "%(u)s-0"},'
+        b'{"type": "track", "userId": "%(u)s", "event": "view", "messageId": "%(u)s-1", "context": {"s": "\xff"}},'
+        b'{"type": "track", "userId": "%(u)s", "event": "buy", "messageId": "%(u)s-2", "properties": {"revenue": 1200}},'
+        b'{"type": "track", "userId": "%(u)s", "event": "buy", "messageId": "%(u)s-3", "properties": {"n": 1e400}},'
+        b'{"type": "identify", "userId": "%(u)s", "messageId": "%(u)s-4", "traits": {"rank": "gold"}},'
+        b'{"type": "identify", "userId": "%(u)s", "messageId": "%(u)s-5", "traits": {"n": 99999999999999999999}}'
+        b"]}"
+    ) % {b"u": user.encode()}
+    r = httpx.post(f"{workspace.url}/v1/batch", content=body, auth=(workspace.write_key, ""), timeout=30)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["accepted"] == 3
+    assert {(e["index"], e["field"]) for e in answer["rejected"]} == {
+        (1, "batch[1].context.s"),
+        (3, "batch[3].properties.n"),
+        (5, "batch[5].traits.n"),
+    }
+    person = workspace.person("user_id", user)
+    assert sorted(e["message_id"] for e in workspace.timeline(person["person_id"])) == good
+    # the store behind it still answers: search, preview and the person's data
+    with workspace.client() as c:
+        assert c.get("/api/v1/people", params={"q": user}).status_code == 200
+        assert c.get(f"/api/v1/people/{person['person_id']}/data").status_code == 200
+        assert c.post("/api/v1/segments/preview", json={"rule": {"did": "buy"}}).status_code == 200
+    # a bad item fixed and sent again with the same messageId is taken
+    fixed = {"type": "track", "userId": user, "event": "view", "messageId": f"{user}-1", "context": {"s": "ok"}}
+    assert workspace.ingest("/v1/batch", {"batch": [fixed]}).json() == {"success": True}
 
 
 def test_batch_where_every_item_is_bad_is_400_listing_each_by_index(workspace):

@@ -7,13 +7,21 @@ batch-level `context` is merged under each item's, `userId` or `anonymousId` is
 required, and client clock skew is corrected with
 `timestamp = receivedAt - (sentAt - originalTimestamp)`.
 
-`properties` and `context` stay the JSON bytes the client sent: the hot path never
-builds dictionaries it does not read (the engine reads a handful of context fields,
-decoded into a small struct), and the analytics store takes the bytes as they are.
+**One edge.** Everything a client sends is checked here, once, before anything is
+acknowledged, so that every store behind it can hold what it is given: every string is
+valid UTF-8 (no invalid bytes, no unpaired `\\uD800`-`\\uDFFF` escape), every number is a
+finite 64-bit float or an integer within the signed 64-bit range, and nothing nests
+deeper than `MAX_NESTING`. What fails is refused with the field's path and the reason
+(`properties.items[2].price: integer out of range ...`), never stored, never replaced.
+`properties` and `context` are decoded once and kept as canonical JSON bytes (duplicate
+keys resolved the way the engine reads them, escapes undone), so the engine, the log and
+the analytics store all see the same values.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,6 +33,8 @@ from .errors import FieldError, InvalidInput, PayloadTooLarge
 
 __all__ = [
     "EVENT_TYPES",
+    "INT_MAX",
+    "INT_MIN",
     "MAX_BATCH_BYTES",
     "MAX_EVENT_BYTES",
     "MAX_ID_LENGTH",
@@ -32,8 +42,10 @@ __all__ = [
     "Batch",
     "Event",
     "Message",
+    "check_value",
     "decode_batch",
     "decode_message",
+    "explain",
     "normalize",
     "to_ms",
 ]
@@ -72,23 +84,12 @@ class Message(msgspec.Struct, gc=False):
     properties: msgspec.Raw = _EMPTY
     traits: dict[str, Any] | None = None
     context: msgspec.Raw = _EMPTY
+    integrations: msgspec.Raw = _EMPTY  # checked like the rest, then dropped: nothing reads it yet
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
     messageId: str | int | None = None
     writeKey: str | None = None
-
-
-class Context(msgspec.Struct, gc=False):
-    """The few `context` fields the engine reads; the rest is skipped unparsed."""
-
-    channel: Any = None
-    store_id: Any = None
-    storeId: Any = None
-    store: Any = None
-    traits: Any = None
-    externalIds: Any = None
-    device: Any = None
 
 
 class Batch(msgspec.Struct, gc=False):
@@ -133,21 +134,29 @@ class Event(msgspec.Struct, array_like=True, gc=False):
 
 
 _message_decoder = msgspec.json.Decoder(Message)
-_context_decoder = msgspec.json.Decoder(Context)
 _batch_decoder = msgspec.json.Decoder(Batch)
 _json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
 _msgpack_encode = msgspec.msgpack.Encoder().encode
 # a client clock this far ahead is broken, not skewed
 MAX_FUTURE_MS = 86_400_000
 
 
-def _decode_error(exc: Exception, prefix: str) -> FieldError:
-    """Turn a msgspec error (`Expected str, got int - at $.userId`) into a FieldError."""
+def _decode_error(exc: Exception, prefix: str, raw: bytes = b"") -> FieldError:
+    """Turn a msgspec error (`Expected str, got int - at $.userId`) into a FieldError.
+
+    Errors msgspec cannot place (invalid UTF-8, an unpaired surrogate, a number out of
+    range inside a free-form object) are located by `explain`, which names the path.
+    """
     text = str(exc)
     if isinstance(exc, UnicodeDecodeError):
         return FieldError(prefix, f"body is not valid UTF-8 (byte {exc.start})")
     if isinstance(exc, RecursionError):
         return FieldError(prefix, f"nested deeper than {MAX_NESTING} levels")
+    if raw and (" - at `$" not in text or "[...]" in text or not isinstance(exc, msgspec.ValidationError)):
+        found = explain(raw, prefix)
+        if found is not None:
+            return found
     field = prefix
     reason = text
     if " - at `$" in text:
@@ -174,7 +183,7 @@ def decode_message(raw: bytes | msgspec.Raw, prefix: str = "") -> Message:
     try:
         msg = _message_decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise _invalid(_decode_error(exc, prefix)) from None
+        raise _invalid(_decode_error(exc, prefix, raw)) from None
     if raw.count(b"{") + raw.count(b"[") > MAX_NESTING:
         _check_depth(msg, prefix)
     return msg
@@ -186,17 +195,22 @@ def decode_batch(body: bytes) -> Batch:
     try:
         batch = _batch_decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        err = _decode_error(exc, "")
+        # Items stay raw (each is judged on its own), so an error here is in the envelope.
+        err = _decode_error(exc, "", body)
         if err.field == "" and "batch" in err.reason and "missing" in err.reason.lower():
             err = FieldError("batch", "required: a list of messages")
         raise _invalid(err) from None
-    if batch.context is not None:
-        if not _depth_ok(batch.context, MAX_NESTING):
-            raise InvalidInput.for_field("context", f"nested deeper than {MAX_NESTING} levels")
-        errors: list[FieldError] = []
-        _encodable(batch.context, "context", errors)
-        if errors:
-            raise InvalidInput(f"context: {errors[0].reason}", errors)
+    errors: list[FieldError] = []
+    for name in ("context", "integrations"):
+        value = getattr(batch, name)
+        if value is None:
+            continue
+        if not _depth_ok(value, MAX_NESTING):
+            errors.append(FieldError(name, f"nested deeper than {MAX_NESTING} levels"))
+        else:
+            check_value(value, name, errors)
+    if errors:
+        raise InvalidInput.for_fields(errors)
     return batch
 
 
@@ -222,6 +236,8 @@ def _check_depth(msg: Message, prefix: str) -> None:
             except RecursionError:
                 value = None
                 ok = False
+            except msgspec.DecodeError:
+                continue  # not a depth problem: the part's own check names it
             else:
                 ok = _depth_ok(value, MAX_NESTING)
         else:
@@ -229,6 +245,147 @@ def _check_depth(msg: Message, prefix: str) -> None:
         if not ok:
             field = f"{prefix}.{name}" if prefix else name
             raise InvalidInput.for_field(field, f"nested deeper than {MAX_NESTING} levels")
+
+
+# -- the edge: what every store can hold ------------------------------------------------
+
+#: the signed 64-bit range: what DuckDB, PostgreSQL, BigQuery and ClickHouse all call BIGINT
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 63) - 1
+_INT_REASON = (
+    f"integer out of range: must be between {INT_MIN} and {INT_MAX} (a 64-bit integer); send larger numbers as strings"
+)
+_FLOAT_REASON = "number out of range: must be a finite 64-bit float (at most about 1.8e308)"
+_TEXT_REASON = "is not valid UTF-8 text (invalid bytes, or an unpaired surrogate escape \\uD800-\\uDFFF)"
+_KEY_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+class _OutOfRange:
+    """A number Python's json parsed that no store could hold (kept to name its path)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parse_int(text: str) -> int | _OutOfRange:
+    if len(text) > 20:  # also keeps int() clear of Python's 4,300-digit limit
+        return _OutOfRange(text)
+    value = int(text)
+    return value if INT_MIN <= value <= INT_MAX else _OutOfRange(text)
+
+
+def _parse_float(text: str) -> float | _OutOfRange:
+    value = float(text)
+    return value if math.isfinite(value) else _OutOfRange(text)
+
+
+def _refuse_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _child(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _KEY_RE.match(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_bad(value: Any, path: str) -> FieldError | None:
+    """The first value (depth first) no store could hold: a number out of range, bad text."""
+    stack = [(value, path)]
+    while stack:
+        v, at = stack.pop()
+        t = type(v)
+        if t is dict:
+            for k, item in reversed(v.items()):
+                if not _is_text(k):
+                    return FieldError(at, f"has a key that {_TEXT_REASON}")
+                stack.append((item, _child(at, k)))
+        elif t is list:
+            stack.extend((item, _child(at, i)) for i, item in reversed(list(enumerate(v))))
+        elif t is str:
+            if not _is_text(v):
+                return FieldError(at, _TEXT_REASON)
+        elif t is _OutOfRange:
+            return FieldError(at, _FLOAT_REASON if any(c in v.text for c in ".eE") else _INT_REASON)
+        elif t is int and not INT_MIN <= v <= INT_MAX:
+            return FieldError(at, _INT_REASON)
+        elif t is float and not math.isfinite(v):
+            return FieldError(at, _FLOAT_REASON)
+    return None
+
+
+def explain(raw: bytes, field: str) -> FieldError | None:
+    """Why `raw` cannot be stored, with the path of the first bad value (slow; errors only).
+
+    Python's json is lenient where msgspec is strict (it takes unpaired surrogates and,
+    through `surrogateescape`, invalid bytes), so it can parse what msgspec refused and
+    find where the problem is. None if it finds nothing wrong.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    try:
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+    except RecursionError:
+        return FieldError(field, f"nested deeper than {MAX_NESTING} levels")
+    except ValueError as exc:
+        return FieldError(field, f"malformed JSON: {exc}")
+    return _first_bad(value, field)
+
+
+def check_value(value: Any, field: str, errors: list[FieldError]) -> None:
+    """Append an error if a decoded value holds a number no store can hold.
+
+    The msgpack encoder checks every integer against its own range (−2⁶³…2⁶⁴−1) in C;
+    only when the result holds a uint64 (the marker 0xcf, also seen in ordinary data)
+    does a walk in Python look for integers past 2⁶³−1.
+    """
+    try:
+        packed = _msgpack_encode(value)
+    except (OverflowError, TypeError):
+        packed = b"\xcf"
+    if b"\xcf" in packed and (err := _first_bad(value, field)) is not None:
+        errors.append(err)
+
+
+def _object_part(raw: bytes, field: str, errors: list[FieldError]) -> tuple[bytes, dict[str, Any]]:
+    """Decode a raw JSON object part once: its canonical bytes and its value.
+
+    On a problem: an error naming the path is appended and an empty object returned.
+    """
+    if raw == b"{}":
+        return raw, {}
+    try:
+        value = _json_decode(raw)
+    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+        errors.append(explain(raw, field) or _decode_error(exc, field))
+        return b"{}", {}
+    if type(value) is not dict:
+        errors.append(FieldError(field, "must be an object"))
+        return b"{}", {}
+    before = len(errors)
+    check_value(value, field, errors)
+    if len(errors) > before:
+        return b"{}", {}
+    return _json_encode(value), value
+
+
+def _integrations(raw: bytes, field: str, errors: list[FieldError]) -> None:
+    if raw != b"null":
+        if raw[:1] != b"{":
+            errors.append(FieldError(field, "must be an object"))
+        else:
+            _object_part(raw, field, errors)
 
 
 def to_ms(dt: datetime) -> int:
@@ -243,6 +400,12 @@ def _id(value: Id, field: Callable[[], str], errors: list[FieldError]) -> str | 
     if isinstance(value, bool):
         errors.append(FieldError(field(), "must be a string"))
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        errors.append(FieldError(field(), "must be a string or a finite number"))
+        return None
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        errors.append(FieldError(field(), _INT_REASON))
+        return None
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_ID_LENGTH:
         errors.append(FieldError(field(), f"longer than {MAX_ID_LENGTH} characters"))
@@ -250,17 +413,20 @@ def _id(value: Id, field: Callable[[], str], errors: list[FieldError]) -> str | 
     return text
 
 
-def _links(ctx: Context) -> dict[str, Any] | None:
+def _links(ctx: dict[str, Any]) -> dict[str, Any] | None:
     """The identity-bearing parts of a context, or None (the common case)."""
-    if ctx.traits is None and ctx.externalIds is None and ctx.device is None:
+    traits = ctx.get("traits")
+    external = ctx.get("externalIds")
+    device = ctx.get("device")
+    if traits is None and external is None and device is None:
         return None
     links: dict[str, Any] = {}
-    if isinstance(ctx.traits, dict) and ctx.traits:
-        links["traits"] = ctx.traits
-    if isinstance(ctx.externalIds, list) and ctx.externalIds:
-        links["externalIds"] = ctx.externalIds
-    if isinstance(ctx.device, dict) and ctx.device.get("token"):
-        links["device_token"] = ctx.device["token"]
+    if isinstance(traits, dict) and traits:
+        links["traits"] = traits
+    if isinstance(external, list) and external:
+        links["externalIds"] = external
+    if isinstance(device, dict) and device.get("token"):
+        links["device_token"] = device["token"]
     return links or None
 
 
@@ -283,12 +449,16 @@ def _timestamp(msg: Message, received_at: int, batch_sent_at: datetime | None, p
     return timestamp
 
 
-def _encodable(value: Any, field: str, errors: list[FieldError]) -> None:
-    """Integers past 64 bits decode from JSON but cannot be stored; say so up front."""
-    try:
-        _msgpack_encode(value)
-    except (OverflowError, TypeError) as exc:
-        errors.append(FieldError(field, f"cannot be stored: {exc}"))
+def _message_id(value: str | int | None, field: Callable[[], str], errors: list[FieldError]) -> str | None:
+    """The client's messageId as text, or None when it sent none (one is made up then)."""
+    if value is None or value == "":
+        return None
+    text = value if value.__class__ is str else str(value)
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        errors.append(FieldError(field(), _INT_REASON))
+    elif len(text) > MAX_ID_LENGTH:  # the de-duplication set holds every id for days
+        errors.append(FieldError(field(), f"longer than {MAX_ID_LENGTH} characters"))
+    return text  # type: ignore[return-value]
 
 
 def normalize(
@@ -313,6 +483,7 @@ def normalize(
     aid = msg.anonymousId
     props = bytes(msg.properties) if msg.properties else b"{}"
     raw_ctx = bytes(msg.context) if msg.context else b"{}"
+    mid = msg.messageId
     if (
         not batch_context
         and kind in _FAST_TYPES
@@ -320,30 +491,34 @@ def normalize(
         and (aid is None or (aid.__class__ is str and 0 < len(aid) <= MAX_ID_LENGTH))
         and (uid is not None or aid is not None)
         and (kind != "track" or (msg.event and len(msg.event) <= 200))
+        and (mid is None or (mid.__class__ is str and len(mid) <= MAX_ID_LENGTH))
         and props[0] == 123  # "{"
         and raw_ctx[0] == 123
     ):
-        ctx = _context_decoder.decode(raw_ctx)
-        channel = ctx.channel
-        store = ctx.store_id if ctx.store_id is not None else ctx.storeId
+        errors: list[FieldError] = []
+        props, _ = _object_part(props, f"{prefix}.properties" if prefix else "properties", errors)
+        raw_ctx, ctx = _object_part(raw_ctx, f"{prefix}.context" if prefix else "context", errors)
+        if msg.integrations:
+            _integrations(bytes(msg.integrations), f"{prefix}.integrations" if prefix else "integrations", errors)
+        channel = ctx.get("channel")
+        store = ctx.get("store_id")
+        if store is None:
+            store = ctx.get("storeId")
         if (
-            (channel is None or channel in _PLAIN_CHANNELS)
-            and ctx.store is None
+            not errors
+            and (channel is None or channel in _PLAIN_CHANNELS)
+            and ctx.get("store") is None
             and (store is None or (store.__class__ is str and 0 < len(store) <= MAX_ID_LENGTH))
         ):
             if channel is None:
                 channel = "web" if kind == "page" else "app" if kind == "screen" else "server"
-            mid = msg.messageId
-            if mid.__class__ is not str or not mid:
-                mid = new_id() if mid is None or mid == "" else str(mid)
+            if not mid:
+                mid = new_id()
             traits = msg.traits
-            if not traits and kind == "identify" and isinstance(ctx.traits, dict):
-                traits = ctx.traits
-            links = _links(ctx)
-            if traits or links:
-                errors: list[FieldError] = []
-                _encodable(traits, f"{prefix}.traits" if prefix else "traits", errors)
-                _encodable(links, f"{prefix}.context" if prefix else "context", errors)
+            if not traits and kind == "identify" and isinstance(ctx.get("traits"), dict):
+                traits = ctx["traits"]
+            if traits:
+                check_value(traits, f"{prefix}.traits" if prefix else "traits", errors)
                 if errors:
                     raise InvalidInput.for_fields(errors)
             return Event(
@@ -361,7 +536,7 @@ def normalize(
                 raw_ctx,
                 None,
                 None,
-                links,
+                _links(ctx),
             )
     return _normalize_carefully(
         msg,
@@ -398,6 +573,7 @@ def _normalize_carefully(
     anonymous_id = _id(msg.anonymousId, at("anonymousId"), errors)
     previous_id = _id(msg.previousId, at("previousId"), errors)
     group_id = _id(msg.groupId, at("groupId"), errors)
+    message_id = _message_id(msg.messageId, at("messageId"), errors)
     name: str | None = None
     if kind == "track":
         if not msg.event:
@@ -414,7 +590,13 @@ def _normalize_carefully(
             errors.append(FieldError(at("userId")(), "required for alias"))
     elif kind == "group" and group_id is None:
         errors.append(FieldError(at("groupId")(), "required for group"))
-    if user_id is None and anonymous_id is None and kind != "alias":
+    if (
+        user_id is None
+        and anonymous_id is None
+        and kind != "alias"
+        and msg.userId in (None, "")
+        and (msg.anonymousId in (None, ""))
+    ):
         errors.append(FieldError(at("userId")(), "userId or anonymousId is required"))
 
     props = bytes(msg.properties) if msg.properties else b""
@@ -422,18 +604,22 @@ def _normalize_carefully(
         props = b"{}"
     elif props[:1] != b"{":
         errors.append(FieldError(at("properties")(), "must be an object"))
+        props = b"{}"
+    props, _ = _object_part(props, at("properties")(), errors)
     raw_ctx = bytes(msg.context) if msg.context else b""
     if raw_ctx in (b"", b"null"):
         raw_ctx = b"{}"
     elif raw_ctx[:1] != b"{":
         errors.append(FieldError(at("context")(), "must be an object"))
         raw_ctx = b"{}"
+    raw_ctx, ctx = _object_part(raw_ctx, at("context")(), errors)
+    if msg.integrations:
+        _integrations(bytes(msg.integrations), at("integrations")(), errors)
     if batch_context:
-        merged = {**batch_context, **msgspec.json.decode(raw_ctx)}
-        raw_ctx = _json_encode(merged)
-    ctx = _context_decoder.decode(raw_ctx)
+        ctx = {**batch_context, **ctx}
+        raw_ctx = _json_encode(ctx)
 
-    channel = ctx.channel
+    channel = ctx.get("channel")
     if channel is None:
         channel = "web" if kind == "page" else "app" if kind == "screen" else "server"
     elif not isinstance(channel, str) or not _CHANNEL_RE.match(
@@ -441,29 +627,24 @@ def _normalize_carefully(
     ):
         errors.append(FieldError(at("context.channel")(), "must be a short lowercase name such as web, app or store"))
         channel = "server"
-    store = ctx.store_id if ctx.store_id is not None else ctx.storeId
-    if store is None and isinstance(ctx.store, dict):
-        store = ctx.store.get("id")
+    store = ctx.get("store_id")
+    if store is None:
+        store = ctx.get("storeId")
+    if store is None and isinstance(ctx.get("store"), dict):
+        store = ctx["store"].get("id")
     if isinstance(store, (dict, list)):
         errors.append(FieldError(at("context.store_id")(), "must be a string"))
         store = None
     store_id = _id(store, at("context.store_id"), errors)
-    if errors:
-        raise InvalidInput.for_fields(errors)
-
-    message_id = msg.messageId
-    if message_id is None or message_id == "":
-        message_id = new_id()
-    elif not isinstance(message_id, str):
-        message_id = str(message_id)
     traits = msg.traits
-    if not traits and kind == "identify" and isinstance(ctx.traits, dict):
-        traits = ctx.traits
-    links = _links(ctx)
-    _encodable(traits, at("traits")(), errors)
-    _encodable(links, at("context")(), errors)
+    if not traits and kind == "identify" and isinstance(ctx.get("traits"), dict):
+        traits = ctx["traits"]
+    if traits:
+        check_value(traits, at("traits")(), errors)
     if errors:
         raise InvalidInput.for_fields(errors)
+    if message_id is None:
+        message_id = new_id()
     return Event(
         message_id,
         kind,  # type: ignore[arg-type]
@@ -479,5 +660,5 @@ def _normalize_carefully(
         raw_ctx,
         previous_id,
         group_id,
-        links,
+        _links(ctx),
     )

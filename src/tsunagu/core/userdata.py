@@ -17,6 +17,10 @@ the value: numbers: sum, min, max (avg = sum / numeric count); strings: the coun
 each value (most frequent, distinct count); booleans: true and false counts; any value:
 the first and last (by event time, then message id). Dates are strings: first and last.
 
+Sums stay storable: an integer sum that leaves the signed 64-bit range becomes a float
+(`fit_sum`), as SQL's DOUBLE sum would be, so no checkpoint or log record ever holds an
+integer msgpack and the warehouses cannot.
+
 Memory is bounded: `KEEP_DAYS` buckets a summary, `MAX_FIELDS` summaries a person
 (further fields are not summarised; `Person.data_dropped` counts them) and
 `MAX_DISTINCT` distinct strings a bucket (further new values still count in `count`,
@@ -39,6 +43,7 @@ __all__ = [
     "add",
     "add_stats",
     "fields_of",
+    "fit_sum",
     "merge_stats",
     "merge_summary",
     "new_summary",
@@ -71,6 +76,17 @@ Stats = list[Any]
 Summary = list[Any]
 
 
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
+
+
+def fit_sum(total: Any) -> Any:
+    """An integer sum past the signed 64-bit range as a float (exact below it)."""
+    if total.__class__ is int and not _INT_MIN <= total <= _INT_MAX:
+        return float(total)
+    return total
+
+
 def new_summary() -> Summary:
     return [{}, None, -1, None, -1, None]
 
@@ -91,7 +107,8 @@ def _add_stats(s: Stats, ts: int, mid: str, value: Any) -> None:
     t = type(value)
     if t is int or t is float:
         s[1] += 1
-        s[2] += value
+        total = s[2] + value
+        s[2] = total if total.__class__ is not int or _INT_MIN <= total <= _INT_MAX else float(total)
         if s[3] is None or value < s[3]:
             s[3] = value
         if s[4] is None or value > s[4]:
@@ -159,7 +176,7 @@ def merge_stats(a: Stats | None, b: Stats | None) -> Stats | None:
         return a
     a[N] += b[N]
     a[NUMS] += b[NUMS]
-    a[SUM] += b[SUM]
+    a[SUM] = fit_sum(a[SUM] + b[SUM])
     if b[MIN] is not None and (a[MIN] is None or b[MIN] < a[MIN]):
         a[MIN] = b[MIN]
     if b[MAX] is not None and (a[MAX] is None or b[MAX] > a[MAX]):
@@ -183,6 +200,7 @@ def merge_stats(a: Stats | None, b: Stats | None) -> Stats | None:
 
 def _copy(s: Stats) -> Stats:
     c = list(s)
+    c[SUM] = fit_sum(c[SUM])
     if c[VALUES] is not None:
         c[VALUES] = dict(c[VALUES])
     return c

@@ -224,7 +224,7 @@ def stats_from_row(row: Sequence[Any]) -> userdata.Stats:
         total = total + float(sum_double)
     values = json.loads(strings) if strings else None
     return [
-        int(n), int(nums), total,
+        int(n), int(nums), userdata.fit_sum(total),
         _pick(None if min_int is None else int(min_int), min_double, True),
         _pick(None if max_int is None else int(max_int), max_double, False),
         int(first_ms), first_mid, _typed(first_type, first_text),
