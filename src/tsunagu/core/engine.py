@@ -26,7 +26,7 @@ from .live import Live, Marker
 from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
 from .segments import Segment
 
-__all__ = ["Applied", "Engine", "Forgotten", "Marker"]
+__all__ = ["Applied", "Engine", "EventFailed", "Forgotten", "Marker"]
 
 
 @dataclass(slots=True)
@@ -36,6 +36,19 @@ class Applied:
     person_ids: list[str] = field(default_factory=list)  # one per event, in order
     markers: list[Marker] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor)
+
+
+class EventFailed(Exception):
+    """The engine could not apply `events[index]` (a bug, since the edge admits only
+    storable values). `applied` holds the results of the events before it."""
+
+    def __init__(self, index: int, event: Event, error: BaseException, applied: Applied, person_id: str | None):
+        super().__init__(f"event {index} ({event.message_id}) could not be applied: {error!r}")
+        self.index = index
+        self.event = event
+        self.error = error
+        self.applied = applied
+        self.person_id = person_id
 
 
 @dataclass(slots=True)
@@ -93,46 +106,59 @@ class Engine:
     # -- the hot path ------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> Applied:
+        """Apply events in order. If one fails, raise `EventFailed` with what came before.
+
+        The events before the failing one are applied (their results are in the error's
+        `applied`); the failing one may have left the persons it touched half-changed:
+        `core.repair` puts them back.
+        """
         out = Applied()
         persons = self.persons
         index = self.index
         dirty = self.dirty
         observe = self.live.observe
         markers = out.markers
-        for ev in events:
-            # Fast path (most track/page events): the event's user_id and anonymous_id are
-            # already known and on the same person, and it carries nothing else to link.
+        for i, ev in enumerate(events):
             pid = None
-            if ev.links is None and ev.type != "identify" and ev.type != "alias":
-                uid = ev.user_id
-                aid = ev.anonymous_id
-                if uid is None:
-                    pid = index.get("anonymous_id:" + aid)  # type: ignore[operator]
-                else:
-                    pid = index.get("user_id:" + uid)
-                    if aid is not None and pid is not None and index.get("anonymous_id:" + aid) != pid:
-                        pid = None
-            if pid is None:
-                keys = identifiers_of(ev, self.config)
-                if ev.type == "alias" and ev.previous_id is not None:
-                    keys.append(self._previous_key(ev.previous_id))
-                pid = self._link(ev, keys, out)
-            p = persons[pid]
-            ts = ev.timestamp
-            is_new = p.event_count == 0
-            if is_new:
-                p.first_seen = p.last_seen = ts
-            elif ts < p.first_seen:
-                p.first_seen = ts
-            elif ts > p.last_seen:
-                p.last_seen = ts
-            p.event_count += 1
-            ch = p.channels
-            ch[ev.channel] = ch.get(ev.channel, 0) + 1
-            if ev.store_id is not None:
-                p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
-            traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
-            observe(p, ev, bool(traits_changed), is_new, markers)
+            n_markers = len(markers)
+            n_merged = len(out.merged)
+            try:
+                # Fast path (most track/page events): the event's user_id and anonymous_id
+                # are already known and on the same person, and it carries nothing else.
+                if ev.links is None and ev.type != "identify" and ev.type != "alias":
+                    uid = ev.user_id
+                    aid = ev.anonymous_id
+                    if uid is None:
+                        pid = index.get("anonymous_id:" + aid)  # type: ignore[operator]
+                    else:
+                        pid = index.get("user_id:" + uid)
+                        if aid is not None and pid is not None and index.get("anonymous_id:" + aid) != pid:
+                            pid = None
+                if pid is None:
+                    keys = identifiers_of(ev, self.config)
+                    if ev.type == "alias" and ev.previous_id is not None:
+                        keys.append(self._previous_key(ev.previous_id))
+                    pid = self._link(ev, keys, out)
+                p = persons[pid]
+                ts = ev.timestamp
+                is_new = p.event_count == 0
+                if is_new:
+                    p.first_seen = p.last_seen = ts
+                elif ts < p.first_seen:
+                    p.first_seen = ts
+                elif ts > p.last_seen:
+                    p.last_seen = ts
+                p.event_count += 1
+                ch = p.channels
+                ch[ev.channel] = ch.get(ev.channel, 0) + 1
+                if ev.store_id is not None:
+                    p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
+                traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
+                observe(p, ev, bool(traits_changed), is_new, markers)
+            except Exception as exc:
+                del markers[n_markers:]
+                del out.merged[n_merged:]
+                raise EventFailed(i, ev, exc, out, pid) from exc
             dirty.add(pid)
             out.person_ids.append(pid)
         return out
