@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import gc
 import logging
@@ -60,6 +61,7 @@ class Platform:
         self._write_keys: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
         self._lock_fd: int | None = None
+        self.reopens = 0  # workspaces reopened after a storage error, since start
 
     # -- one owner per data directory ----------------------------------------------------
 
@@ -101,17 +103,28 @@ class Platform:
         pipe = self._pipelines.get(name)
         if pipe is not None and not pipe.failed:
             return pipe
-        if pipe is not None:  # a storage error: start over from the checkpoint and the log
-            del self._pipelines[name]
-            log.warning("%s: reopening after a storage error", name)
-            await pipe.close()
+        # One task opens (or closes and reopens) a workspace; every caller awaits it, so
+        # the old stores are closed before the new ones open the same files.
         task = self._opening.get(name)
         if task is None:
-            task = self._opening[name] = asyncio.ensure_future(self._open(name))
-        try:
-            return await asyncio.shield(task)
-        finally:
-            self._opening.pop(name, None)
+            old = self._pipelines.pop(name, None)
+            task = self._opening[name] = asyncio.ensure_future(self._reopen(name, old))
+
+            def forget(t: asyncio.Task[WorkspacePipeline], name: str = name) -> None:
+                if self._opening.get(name) is t:
+                    del self._opening[name]
+                if not t.cancelled():
+                    t.exception()  # retrieved: a failed open is the callers' error, not the loop's
+
+            task.add_done_callback(forget)
+        return await asyncio.shield(task)
+
+    async def _reopen(self, name: str, old: WorkspacePipeline | None) -> WorkspacePipeline:
+        if old is not None:  # a storage error: start over from the checkpoint and the log
+            log.warning("%s: reopening after a storage error", name)
+            self.reopens += 1
+            await old.close()
+        return await self._open(name)
 
     async def _open(self, name: str) -> WorkspacePipeline:
         info = self.control.workspace(name)
@@ -134,6 +147,9 @@ class Platform:
             await self.pipeline(info.name)
 
     async def close(self) -> None:
+        for task in list(self._opening.values()):
+            with contextlib.suppress(Exception):
+                await task
         for pipe in list(self._pipelines.values()):
             await pipe.close()
         self._pipelines.clear()

@@ -21,8 +21,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,17 @@ from . import backfill as backfill_jobs
 from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
 from .core.dedupe import DAY_MS, Deduper
-from .core.engine import Applied, Engine
+from .core.engine import Applied, Engine, EventFailed
 from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
 from .core.live import Backfill
 from .core.people import Person
 from .core.plan import NAME
 from .core.ports import LogRecord
-from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics
+from .core.repair import TailRecord, repair, suspects_of
+from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics, Reject
 from .storage.sqlite_log import SqliteLog
+from .storage.sqlite_quarantine import SqliteQuarantine
 from .storage.sqlite_state import SqliteStateStore
 
 __all__ = ["STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
@@ -65,6 +67,32 @@ class Accepted:
     accepted: int
     duplicates: int
     seq: int
+    #: (index in the submitted events, reason): events the engine could not apply
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _extend(total: Applied, part: Applied) -> None:
+    total.person_ids += part.person_ids
+    total.markers += part.markers
+    total.merged += part.merged
+
+
+def _tail_record(kind: str, body: bytes, people: bytes) -> TailRecord:
+    if kind == "events":
+        return TailRecord("events", _events_decoder.decode(body), _people_decoder.decode(people)[0])
+    return TailRecord(kind, body=msgspec.msgpack.decode(body))
+
+
+def event_json(ev: Event) -> bytes:
+    """An event as JSON, its properties and context as objects (for admins to read)."""
+    d = msgspec.structs.asdict(ev)
+    for k in ("properties", "context"):
+        raw = d[k]
+        try:
+            d[k] = msgspec.json.decode(raw) if raw else {}
+        except msgspec.DecodeError:
+            d[k] = raw.decode("utf-8", "replace")
+    return _encoder_json(d)
 
 
 def _people_blob(applied: Applied) -> bytes:
@@ -141,10 +169,13 @@ class WorkspacePipeline:
         self.failed = False
         self._log: SqliteLog | None = None
         self._state: SqliteStateStore | None = None
+        self._quarantine: SqliteQuarantine | None = None
+        self.closing = False  # close() began: no new work
         self._analytics: DuckDBAnalytics | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._inflight: dict[int, tuple[str, bytes, bytes]] = {}  # appended, not yet durable
         self._completions: collections.deque[tuple[Any, int, int, asyncio.Future[Any]]] = collections.deque()
         self._drain_scheduled = False
         self._checkpoint_lock = asyncio.Lock()
@@ -162,23 +193,36 @@ class WorkspacePipeline:
 
     @property
     def log(self) -> SqliteLog:
-        assert self._log is not None, "pipeline is not open"
+        if self._log is None:
+            raise Unavailable("the workspace is reopening; retry shortly")
         return self._log
 
     @property
     def analytics(self) -> DuckDBAnalytics:
-        assert self._analytics is not None, "pipeline is not open"
+        if self._analytics is None:
+            raise Unavailable("the workspace is reopening; retry shortly")
         return self._analytics
 
     async def open(self, now: int, *, background: bool = True) -> None:
-        """Open the stores and recover: load the checkpoint, replay the log tail."""
+        """Open the stores and recover: load the checkpoint, replay the log tail.
+
+        A replayed tail is checkpointed at once, so the next failure finds a short tail
+        (a repair of persons after a failed event replays it).
+        """
         self._loop = asyncio.get_running_loop()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._log = SqliteLog(self.directory / "log.sqlite")
-        self._state = SqliteStateStore(self.directory / "state.sqlite")
-        self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
-        await asyncio.to_thread(self._recover, now)
-        self._analytics.start(self._log.tail, read_record, self.flush_interval)
+        try:
+            self._log = SqliteLog(self.directory / "log.sqlite")
+            self._state = SqliteStateStore(self.directory / "state.sqlite")
+            self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
+            self._quarantine = SqliteQuarantine(self.directory / "quarantine.sqlite")
+            await asyncio.to_thread(self._recover, now)
+        except BaseException:
+            await asyncio.to_thread(self._close_stores)
+            raise
+        self._analytics.start(self._log.tail, read_record, self.flush_interval, self._analytics_reject)
+        if self.stats["replayed"]:
+            await self.checkpoint()
         if self.applied_seq == 0 and self.config.retail_traits:
             for d in RETAIL:  # a new workspace starts with a retailer's computed traits
                 await self.define("computed_trait", d["name"], {k: v for k, v in d.items() if k != "name"}, now)
@@ -190,28 +234,66 @@ class WorkspacePipeline:
             self._start_backfills()
 
     async def close(self) -> None:
+        """Stop taking work, let what is in flight finish, and close every store.
+
+        Requests already waiting for the log get their answer (the log writer commits
+        what it was given before it stops); new ones get 503 until the workspace is open
+        again. Every store is closed even if another fails to.
+        """
+        self.closing = True
         if self._backfill_task is not None:
             self._tasks.append(self._backfill_task)
             self._backfill_task = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
         if self._log is None:
             return
         if not self.failed:
-            await self.flush()
-            await self.checkpoint()
+            try:
+                await self.flush()
+                await self.checkpoint()
+            except Exception:  # the log holds everything: the next open replays it
+                log.exception("%s: the last flush or checkpoint failed while closing", self.workspace)
         await asyncio.to_thread(self._close_stores)
+        await asyncio.sleep(0)  # let the log's last completions reach their requests
 
     def _close_stores(self) -> None:
         # analytics first: its thread tails the log until it stops
-        for store in (self._analytics, self._log, self._state):
+        for store in (self._analytics, self._log, self._state, self._quarantine):
             if store is not None:
-                store.close()
-        self._log = self._analytics = self._state = None
+                try:
+                    store.close()
+                except Exception:
+                    log.exception("%s: closing %s failed", self.workspace, type(store).__name__)
+        self._log = self._analytics = self._state = self._quarantine = None
+
+    def _analytics_reject(self, reject: Reject) -> None:
+        """A row the analytics store refused (on its thread): into the quarantine."""
+        ref = self.new_ref()
+        log.error(
+            "%s: analytics could not write the %s row of message %s (ref %s): %s; it is in the quarantine",
+            self.workspace, reject.table, reject.message_id, ref, reject.reason,
+        )  # fmt: skip
+        if self._quarantine is not None:
+            self._quarantine.add(
+                "analytics", ref, reason=f"{reject.table}: {reject.reason}", at=self.clock(), seq=reject.seq,
+                message_id=reject.message_id, person_id=reject.person_id, body=reject.body,
+            )  # fmt: skip
+
+    @staticmethod
+    def new_ref() -> str:
+        """A short reference that ties a client's answer, the log line and the quarantine."""
+        return "q-" + os.urandom(5).hex()
+
+    @property
+    def quarantine(self) -> SqliteQuarantine:
+        if self._quarantine is None:
+            raise Unavailable("the workspace is reopening; retry shortly")
+        return self._quarantine
 
     async def _every(self, seconds: float, fn: Callable[[], Any]) -> None:
         while True:
@@ -287,7 +369,7 @@ class WorkspacePipeline:
         """Apply a control record now and make it durable, like a request's events."""
         loop = self._loop
         assert loop is not None, "pipeline is not open"
-        if self.failed:
+        if self.failed or self.closing:
             raise Unavailable("the workspace is recovering from a storage error; retry shortly")
         encoded = _encoder.encode(body)
         seq = self.applied_seq + 1
@@ -304,9 +386,9 @@ class WorkspacePipeline:
         fut: asyncio.Future[Any] = loop.create_future()
 
         def done(result: LogRecord | BaseException) -> None:
-            self._completed(result, 0, 0, fut)
+            self._completed(result, seq, 0, 0, fut)
 
-        self.log.append(seq, kind, received_at, encoded, b"", _people_blob(applied), done)
+        self._append(seq, kind, received_at, encoded, b"", _people_blob(applied), done)
         await fut
         return applied
 
@@ -451,55 +533,154 @@ class WorkspacePipeline:
     # -- the hot path ------------------------------------------------------------------
 
     def submit(self, events: list[Event], received_at: int) -> asyncio.Future[Accepted]:
-        """Apply events and queue them for the log; the future resolves once they are durable."""
+        """Apply events and queue them for the log; the future resolves once they are durable.
+
+        An event the engine cannot apply is refused alone (`Accepted.refused`, by its index
+        in `events`): the persons it touched are rebuilt without it, it goes to the
+        quarantine for admins to see, and the rest of the request goes on.
+        """
         loop = self._loop
         assert loop is not None, "pipeline is not open"
-        if self.failed:
+        if self.failed or self.closing or self._log is None:
             raise Unavailable("the workspace is recovering from a storage error; retry shortly")
         fut: asyncio.Future[Accepted] = loop.create_future()
         deduper = self.deduper
         fresh: list[Event] = []
+        positions: list[int] = []  # where each fresh event is in `events`
         batch_ids: set[str] = set()
-        for ev in events:
+        for i, ev in enumerate(events):
             mid = ev.message_id
             if mid in batch_ids or deduper.seen(mid):
                 continue
             batch_ids.add(mid)
             fresh.append(ev)
+            positions.append(i)
         duplicates = len(events) - len(fresh)
         if not fresh:
             fut.set_result(Accepted(0, duplicates, self.applied_seq))
             return fut
         ids = [ev.message_id for ev in fresh]
-        try:
-            body = _encoder.encode(fresh)  # before anything changes: a value msgpack refuses is a 400
-        except (OverflowError, TypeError) as exc:
-            raise InvalidInput.for_field("", f"an event cannot be stored: {exc}") from None
         deduper.add(ids, received_at)  # now, so a concurrent retry is caught before commit
+        applied, refused = self._apply(fresh, received_at)
+        if refused:
+            deduper.discard([fresh[i].message_id for i in refused])  # a fixed retry is welcome
+            gone = set(refused)
+            kept = [ev for i, ev in enumerate(fresh) if i not in gone]
+            refusals = [(positions[i], reason) for i, reason in refused.items()]
+            if not kept:
+                fut.set_result(Accepted(0, duplicates, self.applied_seq, refusals))
+                return fut
+            fresh, ids = kept, [ev.message_id for ev in kept]
+        else:
+            refusals = []
         try:
-            applied = self.engine.apply(fresh)
-        except Exception:  # a bug; state may be half-changed, so start over from disk
-            log.exception("%s: engine failed; the workspace will be reopened", self.workspace)
+            body = _encoder.encode(fresh)
+        except (OverflowError, TypeError):  # the edge admits only storable values: a bug
+            log.exception("%s: accepted events cannot be encoded; the workspace will be reopened", self.workspace)
             self.failed = True
             raise Unavailable("the workspace hit an internal error and is recovering; retry shortly") from None
         self.applied_seq += 1
         seq = self.applied_seq
+        n = len(fresh)
 
         def done(result: LogRecord | BaseException) -> None:
-            self._completed(result, len(fresh), duplicates, fut)
+            self._completed(result, seq, n, duplicates, fut, refusals)
 
-        self.log.append(seq, "events", received_at, body, _encoder.encode(ids), _people_blob(applied), done)
+        self._append(seq, "events", received_at, body, _encoder.encode(ids), _people_blob(applied), done)
         return fut
 
+    def _apply(self, events: list[Event], now: int) -> tuple[Applied, dict[int, str]]:
+        """Apply events; those the engine fails on are refused (index -> reason) and undone."""
+        total = Applied()
+        refused: dict[int, str] = {}
+        offset = 0
+        rest = events
+        while rest:
+            try:
+                part = self.engine.apply(rest)
+            except EventFailed as failure:
+                part = failure.applied
+                _extend(total, part)
+                i = offset + failure.index
+                ref = self.new_ref()
+                log.error(
+                    "%s: the engine could not apply event %s (ref %s); it is refused and its persons rebuilt",
+                    self.workspace, failure.event.message_id, ref, exc_info=failure.error,
+                )  # fmt: skip
+                kept_before = [events[j] for j in range(i) if j not in refused]
+                if not self._repair(failure, list(zip(kept_before, total.person_ids, strict=True)), now):
+                    self.failed = True
+                    raise Unavailable("the workspace hit an internal error and is recovering; retry shortly") from None
+                refused[i] = f"could not be applied (a server error, logged as ref {ref}); it was not stored"
+                self.quarantine.add(
+                    "engine", ref, reason=repr(failure.error), message_id=failure.event.message_id,
+                    person_id=failure.person_id, body=event_json(failure.event), at=now,
+                )  # fmt: skip
+                offset = i + 1
+                rest = events[offset:]
+                continue
+            _extend(total, part)
+            break
+        return total, refused
+
+    def _repair(self, failure: EventFailed, before: list[tuple[Event, str]], now: int) -> bool:
+        """Rebuild the persons a failed event touched from the checkpoint and the log tail."""
+        assert self._state is not None
+        engine = self.engine
+        try:
+            suspects = suspects_of(engine, failure.event, failure.person_id)
+            ckpt_seq, meta, bodies = self._state.read_persons(sorted(suspects))
+            live_state = meta.get("live") if meta.get("version") == STATE_VERSION or not ckpt_seq else None
+            if ckpt_seq and live_state is None:
+                return False
+            persons = [_person_decoder.decode(b) for b in bodies]
+            ok = repair(
+                engine, suspects, persons, live_state, self._tail(ckpt_seq, before), {failure.event.message_id}, now
+            )
+        except Exception:
+            log.exception("%s: rebuilding the persons of a failed event failed", self.workspace)
+            return False
+        if ok:
+            log.info("%s: rebuilt %d person ids after a failed event", self.workspace, len(suspects))
+        return ok
+
+    def _tail(self, after_seq: int, before: list[tuple[Event, str]]) -> Iterator[TailRecord]:
+        """Every record after `after_seq`: the log's, those still on their way to it, then
+        the events of the request being applied."""
+        seq = after_seq
+        while records := self.log.read(seq, 500):
+            for rec in records:
+                seq = rec.seq
+                yield _tail_record(rec.kind, rec.body, rec.people)
+        for s in sorted(self._inflight):
+            if s > seq:
+                kind, body, people = self._inflight[s]
+                yield _tail_record(kind, body, people)
+        if before:
+            yield TailRecord("events", [ev for ev, _ in before], [pid for _, pid in before])
+
+    def _append(
+        self, seq: int, kind: str, received_at: int, body: bytes, ids: bytes, people: bytes, done: Callable[..., None]
+    ) -> None:
+        """Queue a record for the log, remembered until it is durable (a repair reads it)."""
+        self._inflight[seq] = (kind, body, people)
+        self.log.append(seq, kind, received_at, body, ids, people, done)
+
     def _completed(
-        self, result: LogRecord | BaseException, accepted: int, duplicates: int, fut: asyncio.Future[Any]
+        self,
+        result: LogRecord | BaseException,
+        seq: int,
+        accepted: int,
+        duplicates: int,
+        fut: asyncio.Future[Any],
+        refused: list[tuple[int, str]] | None = None,
     ) -> None:
         """Called on the log writer thread: queue the completion, wake the loop once per group.
 
         One wake-up (a write to the loop's self-pipe) per commit group instead of one per
         request: under load a group holds dozens of requests.
         """
-        self._completions.append((result, accepted, duplicates, fut))
+        self._completions.append((result, seq, accepted, duplicates, fut, refused))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             assert self._loop is not None
@@ -512,8 +693,15 @@ class WorkspacePipeline:
             self._committed(*completions.popleft())
 
     def _committed(
-        self, result: LogRecord | BaseException, accepted: int, duplicates: int, fut: asyncio.Future[Any]
+        self,
+        result: LogRecord | BaseException,
+        seq: int,
+        accepted: int,
+        duplicates: int,
+        fut: asyncio.Future[Any],
+        refused: list[tuple[int, str]] | None,
     ) -> None:
+        self._inflight.pop(seq, None)
         if isinstance(result, BaseException):
             if not self.failed:
                 log.error("%s: log append failed (%r); the workspace will be reopened", self.workspace, result)
@@ -529,7 +717,7 @@ class WorkspacePipeline:
         self.stats["accepted"] += accepted
         self.stats["duplicates"] += duplicates
         if not fut.done():
-            fut.set_result(Accepted(accepted, duplicates, result.seq))
+            fut.set_result(Accepted(accepted, duplicates, result.seq, refused or []))
         if self._commit_waiters:
             still = []
             for seq, waiter in self._commit_waiters:
@@ -576,6 +764,8 @@ class WorkspacePipeline:
         if self.committed_seq < seq and not self.failed:
             await self._until_committed(seq)
         if not await asyncio.to_thread(self.analytics.wait_for, seq):
+            if self.closing:
+                raise Unavailable("the workspace is reopening; retry shortly")
             raise Unavailable("the analytics store is behind; retry shortly")
         if self.analytics.error is not None and self.analytics.applied_seq() < seq:
             raise Unavailable(f"the analytics store could not be written: {self.analytics.error}")
@@ -591,15 +781,48 @@ class WorkspacePipeline:
                 return
             seq = self.applied_seq
             persons = engine.persons
-            blobs = [(pid, _encoder.encode(persons[pid])) for pid in dirty if pid in persons]
+            blobs = []
+            for pid in dirty:
+                p = persons.get(pid)
+                if p is not None:
+                    try:
+                        blobs.append((pid, _encoder.encode(p)))
+                    except (OverflowError, TypeError) as exc:  # cannot happen past the edge; never stop
+                        blobs.append((pid, self._storable(p, exc)))
             removed = list(engine.removed)
             meta = _encoder.encode({"version": STATE_VERSION, "live": engine.live.to_state()})
             engine.dirty_state.clear()
             engine.removed.clear()
-            await self._until_committed(seq)  # never checkpoint an event the log may not hold
-            assert self._state is not None
-            await asyncio.to_thread(self._state.save, seq, blobs, removed, meta)
+            try:
+                await self._until_committed(seq)  # never checkpoint an event the log may not hold
+                assert self._state is not None
+                await asyncio.to_thread(self._state.save, seq, blobs, removed, meta)
+            except BaseException:
+                # Not written: these persons go with the next checkpoint (whose seq is later).
+                engine.dirty_state.update(pid for pid, _ in blobs)
+                engine.removed.update(removed)
+                raise
             self._last_checkpoint_seq = seq
+
+    def _storable(self, person: Person, error: BaseException) -> bytes:
+        """A person that msgpack refused, with its out-of-range integers made floats.
+
+        The engine keeps sums in range (`userdata.fit_sum`) and the edge admits only
+        64-bit integers, so this is a guard against a bug: the person is checkpointed
+        (and kept in memory) with the adjusted values, and the quarantine says so.
+        """
+        fixed = _fit_ints(msgspec.to_builtins(person))
+        body = _encoder.encode(fixed)
+        self.engine.persons[person.person_id] = _person_decoder.decode(body)
+        ref = self.new_ref()
+        log.error("%s: person %s checkpointed with adjusted numbers (ref %s): %r",
+                  self.workspace, person.person_id, ref, error)  # fmt: skip
+        if self._quarantine is not None:
+            self._quarantine.add(
+                "checkpoint", ref, reason=f"integers past 64 bits stored as floats: {error}", at=self.clock(),
+                person_id=person.person_id,
+            )  # fmt: skip
+        return body
 
     # -- reads -------------------------------------------------------------------------
 
@@ -668,16 +891,18 @@ class WorkspacePipeline:
         fut: asyncio.Future[Any] = loop.create_future()
 
         def done(result: LogRecord | BaseException) -> None:
-            self._completed(result, 0, 0, fut)
+            self._completed(result, seq, 0, 0, fut)
 
         values = sorted(
             {k.partition(":")[2] for k in identifiers if k.partition(":")[0] in self.config.unique_identifiers}
         )
         body = _encoder.encode({"person_ids": ids, "values": values})
-        self.log.append(seq, "forget", now, body, b"", b"", done)
+        self._append(seq, "forget", now, body, b"", b"", done)
         await fut
         await self.flush()
         rewritten = await asyncio.to_thread(self._rewrite_log, {s for s, _ in rows}, set(ids))
+        # what was set aside about them goes too (it holds their events)
+        await asyncio.to_thread(self.quarantine.forget, ids, [mid for _, mid in rows if "#" not in mid])
         await self.checkpoint()
         return {
             "person_id": person.person_id,
@@ -714,6 +939,16 @@ class WorkspacePipeline:
             )
             count += 1
         return count
+
+
+def _fit_ints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _fit_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fit_ints(v) for v in value]
+    if type(value) is int and not -(1 << 63) <= value < (1 << 64):
+        return float(value)
+    return value
 
 
 def now_ms() -> int:

@@ -155,7 +155,9 @@ async def _single(platform: Platform, kind: str, header_key: str | None, body: b
     now = platform.clock()
     event = normalize(msg, received_at=now, new_id=platform.new_id, type_=kind)
     pipeline = await platform.pipeline(workspace)
-    await pipeline.submit([event], now)
+    result = await pipeline.submit([event], now)
+    if result.refused:
+        raise InvalidInput.for_field("", result.refused[0][1])
     await send_json(send, 200, _OK)
 
 
@@ -168,6 +170,7 @@ async def _batch(platform: Platform, header_key: str | None, body: bytes, send: 
     new_id = platform.new_id
     context, sent_at = batch.context, batch.sentAt
     events = []
+    where: list[int] = []  # the batch index of each event
     rejected: list[FieldError] = []
     for i, raw in enumerate(batch.batch):
         prefix = f"batch[{i}]"
@@ -178,12 +181,18 @@ async def _batch(platform: Platform, header_key: str | None, body: bytes, send: 
                     msg, received_at=now, new_id=new_id, batch_context=context, batch_sent_at=sent_at, prefix=prefix
                 )
             )
+            where.append(i)
         except InvalidInput as err:
             rejected.extend(FieldError(e.field, e.reason, i) for e in err.errors)
     if not events:
         raise InvalidInput(f"all {len(batch.batch)} messages were rejected", rejected)
     pipeline = await platform.pipeline(workspace)
     result = await pipeline.submit(events, now)
+    if result.refused:
+        rejected += [FieldError(f"batch[{where[j]}]", reason, where[j]) for j, reason in result.refused]
+        rejected.sort(key=lambda e: e.index or 0)
+        if not result.accepted and not result.duplicates and len(rejected) >= len(batch.batch):
+            raise InvalidInput(f"all {len(batch.batch)} messages were rejected", rejected)
     if rejected:
         await send_json(
             send,

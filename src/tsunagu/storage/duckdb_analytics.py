@@ -3,11 +3,18 @@
 Written in batches behind the log by one thread (DuckDB likes few large appends), with
 the log seq the batch covers stored in the same transaction, so after a crash the
 pipeline knows exactly which log records to replay into it.
+
+A row DuckDB refuses never stops the writer: when a batch fails, its rows are tried in
+halves against a scratch table (in memory, so a full disk cannot pass for bad data)
+until the rows that fail on their own are found; those go to the quarantine with the
+reason (`on_reject`), the rest is written, and the writer goes on. A failure no single
+row explains (the disk, the file) is retried with a growing pause, logged once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -20,12 +27,20 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from ..core.errors import Unavailable
 from ..core.ports import LogRecord
 
-__all__ = ["EVENT_COLUMNS", "AnalyticsBatch", "DuckDBAnalytics"]
+__all__ = ["EVENT_COLUMNS", "AnalyticsBatch", "AnalyticsClosed", "DuckDBAnalytics", "Reject"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+log = logging.getLogger("tsunagu.analytics")
+
+
+class AnalyticsClosed(Unavailable):
+    """A read arrived after the store began to close (the workspace is reopening)."""
+
+
+_EVENTS_DDL = """
+CREATE {temp} TABLE IF NOT EXISTS {name} (
     seq BIGINT NOT NULL,              -- the log record holding the event
     message_id VARCHAR NOT NULL,
     person_id VARCHAR NOT NULL,       -- the person when it arrived; see person_aliases
@@ -41,7 +56,9 @@ CREATE TABLE IF NOT EXISTS events (
     context JSON,
     traits JSON
 );
-CREATE TABLE IF NOT EXISTS people (
+"""
+_PEOPLE_DDL = """
+CREATE {temp} TABLE IF NOT EXISTS {name} (
     person_id VARCHAR PRIMARY KEY,
     identifiers JSON,
     traits JSON,
@@ -52,6 +69,11 @@ CREATE TABLE IF NOT EXISTS people (
     event_count BIGINT,
     merged_ids VARCHAR[]
 );
+"""
+_SCHEMA = (
+    _EVENTS_DDL.format(temp="", name="events")
+    + _PEOPLE_DDL.format(temp="", name="people")
+    + """
 -- every person id that was merged away, and the person it lives on in
 CREATE TABLE IF NOT EXISTS person_aliases (alias VARCHAR PRIMARY KEY, person_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT);
@@ -59,6 +81,12 @@ CREATE OR REPLACE VIEW person_events AS
     SELECT coalesce(a.person_id, e.person_id) AS canonical_person_id, e.*
     FROM events e LEFT JOIN person_aliases a ON a.alias = e.person_id;
 """
+)
+_INSERT_EVENTS = (
+    "INSERT INTO {name} SELECT * REPLACE (decode(properties) AS properties,"
+    " decode(context) AS context, decode(traits) AS traits) FROM {source}"
+)
+_INSERT_PEOPLE = "INSERT OR REPLACE INTO {name} SELECT * FROM {source}"
 
 EVENT_COLUMNS = (
     "seq", "message_id", "person_id", "type", "event", "channel", "store_id",
@@ -123,6 +151,21 @@ class AnalyticsBatch:
 RecordReader = Callable[[LogRecord, AnalyticsBatch], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row the store refused: moved aside, with why."""
+
+    table: str  # events | people
+    seq: int | None
+    message_id: str | None
+    person_id: str | None
+    reason: str
+    body: bytes  # the row as JSON (its JSON columns as the bytes that failed)
+
+
+OnReject = Callable[[Reject], None]
+
+
 def _events_table(columns: dict[str, list[Any]]) -> pa.Table:
     enc = _json.encode
     arrays = []
@@ -182,7 +225,12 @@ class DuckDBAnalytics:
         self._written = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._on_reject: OnReject = lambda reject: None
+        self._readers = 0
+        self._readers_changed = threading.Condition()
+        self._closing = False
         self.error: BaseException | None = None
+        self.rejected = 0  # rows moved aside since start
         self.max_rows = 25_000  # per transaction: bounded memory however far behind
 
     def _read_seq(self) -> int:
@@ -194,7 +242,15 @@ class DuckDBAnalytics:
 
     # -- the writer thread -------------------------------------------------------------
 
-    def start(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader, interval: float) -> None:
+    def start(
+        self,
+        tail: Callable[[int, int], list[LogRecord]],
+        reader: RecordReader,
+        interval: float,
+        on_reject: OnReject | None = None,
+    ) -> None:
+        if on_reject is not None:
+            self._on_reject = on_reject
         self._thread = threading.Thread(
             target=self._run, args=(tail, reader, interval), name=f"analytics:{self.path.parent.name}", daemon=True
         )
@@ -207,29 +263,40 @@ class DuckDBAnalytics:
         self._wake.set()
 
     def wait_for(self, seq: int, timeout: float = 30.0) -> bool:
-        """Block until everything up to `seq` (and every person handed over) is written."""
+        """Block until everything up to `seq` (and every person handed over) is written.
+
+        False if it is not by `timeout`, or if the store is closing (nothing more will be).
+        """
         handed = self._people_handed
         self._wake.set()
         with self._written:
-            return self._written.wait_for(
-                lambda: (self._seq >= seq and self._people_written >= handed) or self.error is not None, timeout
+            self._written.wait_for(
+                lambda: (self._seq >= seq and self._people_written >= handed) or self.error is not None or self._stop,
+                timeout,
             )
+            return (self._seq >= seq and self._people_written >= handed) or (self.error is not None and not self._stop)
 
     def _run(self, tail: Callable[[int, int], list[LogRecord]], reader: RecordReader, interval: float) -> None:
+        failures = 0
         while not self._stop:
-            self._wake.wait(interval)
+            # After a failure no row explains, wait longer each time (up to a minute).
+            self._wake.wait(interval if not failures else min(60.0, 0.5 * 2**failures))
             self._wake.clear()
             if self._stop:
                 break
             try:
                 self.catch_up(tail, reader)
             except BaseException as exc:  # keep going: the log still has it all
+                failures += 1
                 self.error = exc
-                import logging
-
-                logging.getLogger("tsunagu.analytics").exception("analytics write failed; will retry")
-                self._wake.wait(1.0)
+                if failures == 1:
+                    log.exception("%s: analytics write failed; retrying with a growing pause", self.path)
+                elif failures & (failures - 1) == 0:  # 2, 4, 8, ...: a line, not a traceback a second
+                    log.warning("%s: analytics write still failing after %d tries: %s", self.path, failures, exc)
             else:
+                if failures:
+                    log.info("%s: analytics writes work again after %d failed tries", self.path, failures)
+                failures = 0
                 self.error = None
             with self._written:
                 self._written.notify_all()
@@ -265,16 +332,43 @@ class DuckDBAnalytics:
                 return
 
     def write(self, batch: AnalyticsBatch) -> None:
-        """Write one batch in one transaction, with the seq it covers."""
+        """Write one batch in one transaction, with the seq it covers.
+
+        Rows DuckDB refuses on their own are moved aside (`on_reject`) and the rest is
+        written; a failure no row explains is raised.
+        """
+        pairs = _final_survivors(batch.merges)
+        gone = list({*batch.removed, *(p[0] for p in pairs)})
+        events = _events_table(batch.events) if len(batch) else None
+        people = None
+        if batch.people:
+            latest = {row[0]: row for row in batch.people}  # a person handed over twice: the newest
+            for pid in gone:
+                latest.pop(pid, None)
+            if latest:
+                people = _people_table(list(latest.values()))
+        try:
+            self._write(batch, events, people, pairs, gone)
+        except duckdb.Error as exc:
+            events, people, found = self._set_aside(events, people, batch)
+            if not found:
+                raise
+            log.warning("%s: %d rows moved to the quarantine (%s)", self.path, found, exc)
+            self._write(batch, events, people, pairs, gone)
+
+    def _write(
+        self,
+        batch: AnalyticsBatch,
+        tbl: pa.Table | None,
+        ptbl: pa.Table | None,
+        pairs: list[tuple[str, str]],
+        gone: list[str],
+    ) -> None:
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            if len(batch):
-                tbl = _events_table(batch.events)  # noqa: F841  (read by name below)
-                con.execute(
-                    "INSERT INTO events SELECT * REPLACE (decode(properties) AS properties,"
-                    " decode(context) AS context, decode(traits) AS traits) FROM tbl"
-                )
+            if tbl is not None and tbl.num_rows:
+                con.execute(_INSERT_EVENTS.format(name="events", source="tbl"))
             if batch.forget:
                 # After the insert: events of the forgotten ids still in this batch go too.
                 ids = batch.forget
@@ -291,7 +385,6 @@ class DuckDBAnalytics:
                     " OR list_has_any(?, CAST(json_extract(properties, '$.values') AS VARCHAR[])))",
                     [ids, batch.forget_values],
                 )
-            pairs = _final_survivors(batch.merges)
             if pairs:
                 merges = pa.table({"loser": [p[0] for p in pairs], "survivor": [p[1] for p in pairs]})  # noqa: F841
                 con.execute(
@@ -299,15 +392,10 @@ class DuckDBAnalytics:
                     " WHERE person_aliases.person_id = m.loser"
                 )
                 con.execute("INSERT OR REPLACE INTO person_aliases SELECT loser, survivor FROM merges")
-            gone = list({*batch.removed, *(p[0] for p in pairs)})
             if gone:
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [gone])
-            if batch.people:
-                latest = {row[0]: row for row in batch.people}  # a person handed over twice: the newest
-                for pid in gone:
-                    latest.pop(pid, None)
-                ptbl = _people_table(list(latest.values()))  # noqa: F841
-                con.execute("INSERT OR REPLACE INTO people SELECT * FROM ptbl")
+            if ptbl is not None and ptbl.num_rows:
+                con.execute(_INSERT_PEOPLE.format(name="people", source="ptbl"))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [batch.seq])
             con.execute("COMMIT")
         except BaseException:
@@ -315,37 +403,145 @@ class DuckDBAnalytics:
             raise
         self._seq = max(self._seq, batch.seq)
 
+    # -- rows DuckDB refuses -------------------------------------------------------------
+
+    def _set_aside(
+        self, events: pa.Table | None, people: pa.Table | None, batch: AnalyticsBatch
+    ) -> tuple[pa.Table | None, pa.Table | None, int]:
+        """Find the rows that fail on their own, report them, and return the rest."""
+        found = 0
+        if events is not None:
+            bad = self._failing_rows(events, _EVENTS_DDL, _INSERT_EVENTS)
+            for i, reason in bad:
+                row = events.slice(i, 1).to_pylist()[0]
+                self._reject(Reject("events", row["seq"], row["message_id"], row["person_id"], reason, _row_json(row)))
+            events = _without(events, [i for i, _ in bad])
+            found += len(bad)
+        if people is not None:
+            bad = self._failing_rows(people, _PEOPLE_DDL, _INSERT_PEOPLE)
+            for i, reason in bad:
+                row = people.slice(i, 1).to_pylist()[0]
+                self._reject(Reject("people", batch.seq, None, row["person_id"], reason, _row_json(row)))
+            people = _without(people, [i for i, _ in bad])
+            found += len(bad)
+        return events, people, found
+
+    def _failing_rows(self, table: pa.Table, ddl: str, insert: str) -> list[tuple[int, str]]:
+        """Rows that fail alone, found by halving; inserts go to an in-memory scratch table."""
+        con = self._con
+        con.execute("ATTACH IF NOT EXISTS ':memory:' AS probe")
+        con.execute(
+            ddl.format(temp="", name="probe.rows_" + ("events" if "message_id" in table.column_names else "people"))
+        )
+        target = "probe.rows_" + ("events" if "message_id" in table.column_names else "people")
+
+        def failure(lo: int, hi: int) -> str | None:
+            con.register("probe_source", table.slice(lo, hi - lo))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(insert.format(name=target, source="probe_source"))
+            except duckdb.Error as exc:
+                return str(exc).splitlines()[0][:500]
+            finally:
+                con.execute("ROLLBACK")
+                con.unregister("probe_source")
+            return None
+
+        bad: list[tuple[int, str]] = []
+        todo = [(0, table.num_rows)]
+        while todo:
+            lo, hi = todo.pop()
+            reason = failure(lo, hi)
+            if reason is None:
+                continue
+            if hi - lo == 1:
+                bad.append((lo, reason))
+            else:
+                mid = (lo + hi) // 2
+                todo += [(mid, hi), (lo, mid)]
+        return sorted(bad)
+
+    def _reject(self, reject: Reject) -> None:
+        self.rejected += 1
+        try:
+            self._on_reject(reject)
+        except Exception:  # the quarantine is diagnostics: never let it stop the writer
+            log.exception("%s: could not record a rejected row", self.path)
+
     # -- reading -----------------------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._con.cursor()
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._readers_changed:
+            if self._closing:
+                raise AnalyticsClosed("the analytics store is closing (the workspace is reopening); retry")
+            self._readers += 1
         try:
-            return cur.execute(sql, list(params)).fetchall()
+            yield
         finally:
-            cur.close()
+            with self._readers_changed:
+                self._readers -= 1
+                self._readers_changed.notify_all()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._reading():
+            cur = self._con.cursor()
+            try:
+                return cur.execute(sql, list(params)).fetchall()
+            finally:
+                cur.close()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of its own for a sequence of reads (another thread's writes go on)."""
-        cur = self._con.cursor()
-        try:
-            yield cur
-        finally:
-            cur.close()
+        with self._reading():
+            cur = self._con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        cur = self._con.cursor()
-        try:
-            cur.execute(sql, list(params))
-            names = [d[0] for d in cur.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            cur.close()
+        with self._reading():
+            cur = self._con.cursor()
+            try:
+                cur.execute(sql, list(params))
+                names = [d[0] for d in cur.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            finally:
+                cur.close()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the writer, wait for reads in flight, checkpoint and close the file."""
         self._stop = True
         self._wake.set()
+        with self._written:  # readers waiting for rows that will not come now: let them go
+            self._written.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=120)
-        self._con.execute("CHECKPOINT")
-        self._con.close()
+        with self._readers_changed:
+            self._closing = True
+            if not self._readers_changed.wait_for(lambda: self._readers == 0, timeout):
+                log.warning("%s: closing with %d reads still running", self.path, self._readers)
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # the WAL holds it all; the next open replays it
+            log.warning("%s: no checkpoint on close (%s)", self.path, exc)
+        finally:
+            self._con.close()
+
+
+def _without(table: pa.Table, rows: list[int]) -> pa.Table:
+    if not rows:
+        return table
+    drop = set(rows)
+    return table.filter(pa.array([i not in drop for i in range(table.num_rows)]))
+
+
+def _row_json(row: dict[str, Any]) -> bytes:
+    """A row for admins to read: bytes as text (invalid UTF-8 shown as U+FFFD)."""
+    clean = {
+        k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v.isoformat() if hasattr(v, "isoformat") else v)
+        for k, v in row.items()
+    }
+    return _json.encode(clean)
