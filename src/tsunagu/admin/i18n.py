@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LANGUAGES", "pick_language", "translator"]
+__all__ = ["LANGUAGES", "pick_language", "translator", "wait_text"]
 
 LANGUAGES = ("ja", "en")
 
@@ -144,6 +144,31 @@ _TEXT |= {
     "saving": {"ja": "保存中…", "en": "Saving…"},
     "invalid_json": {"ja": "JSONとして読めません", "en": "Not valid JSON"},
 }
+
+
+# logins (admin/views.py); {wait} is filled in by the view
+_TEXT |= {
+    "csrf_failed": {
+        "ja": "フォームの有効期限が切れました。もう一度お試しください",
+        "en": "The form expired: please try again",
+    },
+    "too_many_attempts": {
+        "ja": "失敗が続いたため受け付けを止めています。{wait}後にもう一度お試しください",
+        "en": "Too many failed attempts: please try again in {wait}",
+    },
+}
+
+
+def wait_text(lang: str, ms: int) -> str:
+    """A wait in words: '30秒', '2分'; '30 seconds', '2 minutes' (rounded up)."""
+    seconds = max(1, -(-ms // 1000))
+    if seconds < 90:
+        n, unit = seconds, ("秒", " second")
+    else:
+        n, unit = -(-seconds // 60), ("分", " minute")
+    if lang == "ja":
+        return f"{n}{unit[0]}"
+    return f"{n}{unit[1]}{'' if n == 1 else 's'}"
 
 
 def translator(lang: str):  # type: ignore[no-untyped-def]
