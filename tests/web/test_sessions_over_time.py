@@ -130,3 +130,16 @@ def test_behind_a_proxy_on_this_machine_the_forwarded_address_counts(clocked: Cl
         for i in range(ADDRESS_LIMIT):
             _login(c, ws, f"guess{i}@example.jp", "Summer2026!", headers={"X-Forwarded-For": f"198.51.100.{i}"})
         assert _login(c, ws, email).status_code == 429  # a made-up header from a stranger is ignored
+
+
+def test_a_wrong_current_password_on_the_account_page_counts_as_a_failed_login(clocked: ClockedServer) -> None:
+    ws, email = _user(clocked)
+    with _client(clocked, "127.0.0.7", headers={"Accept-Language": "en"}) as c:
+        assert _login(c, ws, email).status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/account").text).group(1)  # type: ignore[union-attr]
+        form = {"csrf": csrf, "current": "a guess", "new": "new password 1", "again": "new password 1"}
+        for _ in range(ACCOUNT_LIMIT):
+            assert c.post("/ui/account/password", data=form).status_code == 400
+        r = c.post("/ui/account/password", data=form | {"current": PASSWORD})
+        assert r.status_code == 429 and "Retry-After" in r.headers and "Too many failed attempts" in r.text
+        assert c.get("/ui/", follow_redirects=False).status_code == 200  # the session itself lives on

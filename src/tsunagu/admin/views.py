@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core.errors import TsunaguError
+from .account import account_routes
 from .i18n import LANGUAGES, pick_language, translator, wait_text
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
@@ -260,6 +261,7 @@ def build_ui(platform: Platform) -> Starlette:
         Route("/live", guarded(live)),
         *segment_routes(platform, render, pipeline_for, guarded),
         *segment_report_routes(platform, render, pipeline_for, guarded),
+        *account_routes(platform, render, session, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(routes=routes)
