@@ -5,7 +5,8 @@ session kept on the server (admin/sessions.py) whose random id travels in an Htt
 SameSite=Lax cookie; the session names the workspace, so a user of one workspace can never
 open another's people. Forms carry a CSRF token bound to the session (or, for the login
 form, to a cookie: double submit). Failed logins are throttled per account and per
-address (`ControlStore.attempt_login`).
+address (`ControlStore.attempt_login`). Every response carries the security headers of
+admin/headers.py.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ..core.errors import TsunaguError
 from .account import account_routes
+from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
@@ -52,7 +55,7 @@ HERE = Path(__file__).parent
 SYSTEM_TYPES = ("merge", "identity_conflict")
 
 
-def build_ui(platform: Platform) -> Starlette:
+def build_ui(platform: Platform) -> ASGIApp:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters["yen"] = lambda v: f"¥{v:,.0f}" if isinstance(v, (int, float)) else ("" if v is None else str(v))
 
@@ -67,13 +70,7 @@ def build_ui(platform: Platform) -> Starlette:
         html = env.get_template(name).render(
             request=request, t=translator(lang), lang=lang, languages=LANGUAGES, path=request.url.path, **ctx
         )
-        resp = HTMLResponse(html, status_code=status)
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
-        )
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
+        return HTMLResponse(html, status_code=status)  # headers: SecurityHeaders
 
     def session(request: Request) -> Session:
         return current_session(platform, request)
@@ -264,7 +261,7 @@ def build_ui(platform: Platform) -> Starlette:
         *account_routes(platform, render, session, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes)
+    return SecurityHeaders(Starlette(routes=routes))
 
 
 def _fmt(ms: int | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
