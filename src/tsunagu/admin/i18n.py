@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LANGUAGES", "pick_language", "translator"]
+__all__ = ["LANGUAGES", "pick_language", "translator", "wait_text"]
 
 LANGUAGES = ("ja", "en")
 
@@ -144,6 +144,58 @@ _TEXT |= {
     "saving": {"ja": "保存中…", "en": "Saving…"},
     "invalid_json": {"ja": "JSONとして読めません", "en": "Not valid JSON"},
 }
+
+
+# logins, sessions and the account page (admin/views.py, admin/account.py); {wait} and N
+# are filled in by the view
+_TEXT |= {
+    "csrf_failed": {
+        "ja": "フォームの有効期限が切れました。もう一度お試しください",
+        "en": "The form expired: please try again",
+    },
+    "too_many_attempts": {
+        "ja": "失敗が続いたため受け付けを止めています。{wait}後にもう一度お試しください",
+        "en": "Too many failed attempts: please try again in {wait}",
+    },
+    "account": {"ja": "アカウント", "en": "Account"},
+    "this_session": {"ja": "このセッション", "en": "This session"},
+    "logged_in_at": {"ja": "ログイン日時", "en": "Logged in"},
+    "session_expires": {"ja": "有効期限", "en": "Expires"},
+    "other_sessions": {"ja": "他のセッション", "en": "Other sessions"},
+    "end_other_sessions": {"ja": "他のセッションをすべて終了", "en": "End all other sessions"},
+    "session_hint": {
+        "ja": "セッションはログインから12時間で切れます。ログアウトするとサーバー側でも終了します。",
+        "en": "A session ends 12 hours after the login; logging out ends it on the server too.",
+    },
+    "change_password": {"ja": "パスワード変更", "en": "Change password"},
+    "current_password": {"ja": "現在のパスワード", "en": "Current password"},
+    "new_password": {"ja": "新しいパスワード", "en": "New password"},
+    "new_password_again": {"ja": "新しいパスワード（確認）", "en": "New password again"},
+    "password_rules": {
+        "ja": "8文字以上。変更すると、このセッション以外はすべてログアウトされます。",
+        "en": "At least 8 characters. Changing it logs out every other session.",
+    },
+    "password_changed": {"ja": "パスワードを変更しました", "en": "Password changed"},
+    "sessions_ended": {"ja": "終了した他のセッション：N件", "en": "Other sessions ended: N"},
+    "passwords_differ": {"ja": "新しいパスワードが一致しません", "en": "The new passwords do not match"},
+    "password_too_short": {
+        "ja": "パスワードは8文字以上にしてください",
+        "en": "A password needs at least 8 characters",
+    },
+    "wrong_current_password": {"ja": "現在のパスワードが違います", "en": "The current password is wrong"},
+}
+
+
+def wait_text(lang: str, ms: int) -> str:
+    """A wait in words: '30秒', '2分'; '30 seconds', '2 minutes' (rounded up)."""
+    seconds = max(1, -(-ms // 1000))
+    if seconds < 90:
+        n, unit = seconds, ("秒", " second")
+    else:
+        n, unit = -(-seconds // 60), ("分", " minute")
+    if lang == "ja":
+        return f"{n}{unit[0]}"
+    return f"{n}{unit[1]}{'' if n == 1 else 's'}"
 
 
 def translator(lang: str):  # type: ignore[no-untyped-def]

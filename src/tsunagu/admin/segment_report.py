@@ -22,6 +22,7 @@ from ..core.errors import NotFound
 if TYPE_CHECKING:
     from ..app import Platform
     from ..pipeline import WorkspacePipeline
+    from ..storage.control import Session
 
 __all__ = ["segment_report_routes"]
 
@@ -57,7 +58,7 @@ def _flow_chart(days: list[dict[str, Any]]) -> dict[str, Any]:
 def segment_report_routes(
     platform: Platform,
     render: Callable[..., Response],
-    pipeline_for: Callable[[Request], Awaitable[tuple[dict[str, str], WorkspacePipeline]]],
+    pipeline_for: Callable[[Request], Awaitable[tuple[Session, WorkspacePipeline]]],
     guarded: Callable[[Any], Any],
 ) -> list[Route]:
     """The page's routes, for `build_ui` (which owns sessions and rendering)."""

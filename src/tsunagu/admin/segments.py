@@ -29,6 +29,7 @@ from .i18n import pick_language, translator
 if TYPE_CHECKING:
     from ..app import Platform
     from ..pipeline import WorkspacePipeline
+    from ..storage.control import Session
 
 __all__ = ["data_rows", "segment_routes"]
 
@@ -91,7 +92,7 @@ def _progress(d: dict[str, Any]) -> int | None:
 def segment_routes(
     platform: Platform,
     render: Callable[..., Response],
-    pipeline_for: Callable[[Request], Awaitable[tuple[dict[str, str], WorkspacePipeline]]],
+    pipeline_for: Callable[[Request], Awaitable[tuple[Session, WorkspacePipeline]]],
     guarded: Callable[[Any], Any],
 ) -> list[Route]:
     """The pages' routes, for `build_ui` (which owns sessions and rendering)."""
@@ -146,8 +147,8 @@ def segment_routes(
             rule_json=json.dumps(body["rule"], ensure_ascii=False, indent=2),
         )  # fmt: skip
 
-    def _csrf_ok(request: Request, s: dict[str, str]) -> bool:
-        return request.headers.get("x-csrf-token") == s["csrf"]
+    def _csrf_ok(request: Request, s: Session) -> bool:
+        return request.headers.get("x-csrf-token") == s.csrf
 
     def _refused(exc: TsunaguError) -> JSONResponse:
         errors = [e.to_dict() for e in exc.errors] or [{"field": "", "reason": exc.message}]
@@ -200,7 +201,7 @@ def segment_routes(
     async def delete(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
         form = await request.form()
-        if form.get("csrf") != s["csrf"]:
+        if form.get("csrf") != s.csrf:
             return Response("CSRF token missing or wrong", status_code=403)
         await pipe.undefine("segment", request.path_params["name"], platform.clock())
         return RedirectResponse("/ui/segments", status_code=303)

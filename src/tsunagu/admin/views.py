@@ -1,9 +1,12 @@
 """Admin UI views (Starlette + Jinja2, server-rendered, no third-party front-end code).
 
-Every page needs a login: a workspace user's email and password (argon2id), then a signed
-session cookie (HttpOnly, SameSite=Lax) that names the workspace, so a user of one
-workspace can never open another's people. Forms carry a CSRF token bound to the session
-(or, for the login form, to a cookie: double submit).
+Every page needs a login: a workspace user's email and password (argon2id), then a
+session kept on the server (admin/sessions.py) whose random id travels in an HttpOnly,
+SameSite=Lax cookie; the session names the workspace, so a user of one workspace can never
+open another's people. Forms carry a CSRF token bound to the session (or, for the login
+form, to a cookie: double submit). Failed logins are throttled per account and per
+address (`ControlStore.attempt_login`). Every response carries the security headers of
+admin/headers.py.
 """
 
 from __future__ import annotations
@@ -15,110 +18,113 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ..core.errors import TsunaguError
-from .i18n import LANGUAGES, pick_language, translator
+from .account import account_routes
+from .headers import SecurityHeaders
+from .i18n import LANGUAGES, pick_language, translator, wait_text
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
+from .sessions import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_HOURS,
+    LoginRequired,
+    client_address,
+    current_session,
+    retry_after,
+    set_session_cookie,
+)
 from .timeline import group_visits
 
 if TYPE_CHECKING:
     from ..app import Platform
     from ..pipeline import WorkspacePipeline
+    from ..storage.control import Session
 
 __all__ = ["build_ui"]
 
 HERE = Path(__file__).parent
-SESSION_COOKIE = "tsg_session"
-LOGIN_CSRF_COOKIE = "tsg_login_csrf"
-SESSION_HOURS = 12
 SYSTEM_TYPES = ("merge", "identity_conflict")
 
 
-class _LoginRequired(Exception):
-    pass
-
-
-def build_ui(platform: Platform) -> Starlette:
+def build_ui(platform: Platform) -> ASGIApp:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.filters["yen"] = lambda v: f"¥{v:,.0f}" if isinstance(v, (int, float)) else ("" if v is None else str(v))
-    signer = URLSafeTimedSerializer(platform.secret(), salt="tsunagu-ui-session")
 
     def tz(pipe: WorkspacePipeline) -> ZoneInfo:
         return ZoneInfo(pipe.config.timezone)
 
+    def language(request: Request) -> str:
+        return pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
+
     def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        lang = pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
+        lang = language(request)
         html = env.get_template(name).render(
             request=request, t=translator(lang), lang=lang, languages=LANGUAGES, path=request.url.path, **ctx
         )
-        resp = HTMLResponse(html, status_code=status)
-        resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
-        )
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
+        return HTMLResponse(html, status_code=status)  # headers: SecurityHeaders
 
-    def session(request: Request) -> dict[str, str]:
-        raw = request.cookies.get(SESSION_COOKIE)
-        if not raw:
-            raise _LoginRequired
-        try:
-            data = signer.loads(raw, max_age=SESSION_HOURS * 3600)
-        except BadSignature:
-            raise _LoginRequired from None
-        if not isinstance(data, dict) or platform.control.workspace(data.get("ws", "")) is None:
-            raise _LoginRequired
-        return data
+    def session(request: Request) -> Session:
+        return current_session(platform, request)
 
-    async def pipeline_for(request: Request) -> tuple[dict[str, str], WorkspacePipeline]:
+    async def pipeline_for(request: Request) -> tuple[Session, WorkspacePipeline]:
         s = session(request)
-        return s, await platform.pipeline(s["ws"])
+        return s, await platform.pipeline(s.workspace)
 
     # -- login ---------------------------------------------------------------------------
 
     async def login(request: Request) -> Response:
         error = None
+        status = 200
+        wait_ms = 0
         if request.method == "POST":
             form = await request.form()
             token = request.cookies.get(LOGIN_CSRF_COOKIE)
             if not token or form.get("csrf") != token:
-                error = "csrf"
+                error, status = "csrf_failed", 400
             else:
                 ws = str(form.get("workspace", "")).strip()
-                email = str(form.get("email", "")).strip()
+                email = str(form.get("email", "")).strip().lower()
                 password = str(form.get("password", ""))
-                ok = platform.control.workspace(ws) is not None and await asyncio.to_thread(
-                    platform.control.verify_user, ws, email, password
+                now = platform.clock()
+                attempt = await asyncio.to_thread(
+                    platform.control.attempt_login, ws, email, password, client_address(request), now
                 )
-                if ok:
-                    data = {"ws": ws, "email": email.lower(), "csrf": secrets.token_urlsafe(24)}
-                    resp = RedirectResponse("/ui/", status_code=303)
-                    resp.set_cookie(
-                        SESSION_COOKIE, signer.dumps(data), max_age=SESSION_HOURS * 3600, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/ui",
-                    )  # fmt: skip
+                if attempt.ok:
+                    old = request.cookies.get(SESSION_COOKIE)
+                    if old:  # a new login never keeps an old session id alive
+                        platform.control.end_session(old)
+                    session_id, _ = platform.control.create_session(ws, email, now, now + SESSION_HOURS * 3600_000)
+                    resp: Response = RedirectResponse("/ui/", status_code=303)
+                    set_session_cookie(resp, request, session_id)
                     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
                     return resp
-                error = "login_failed"
+                wait_ms = attempt.retry_after_ms
+                error, status = ("too_many_attempts", 429) if wait_ms else ("login_failed", 400)
         token = secrets.token_urlsafe(24)
-        resp = render(request, "login.html", status=400 if error else 200, csrf=token, error=error)
+        message = translator(language(request))(error) if error else None
+        if message and wait_ms:
+            message = message.replace("{wait}", wait_text(language(request), wait_ms))
+        resp = render(request, "login.html", status=status, csrf=token, error=message)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui")
+        if wait_ms:
+            resp.headers["Retry-After"] = retry_after(wait_ms)
         return resp
 
     async def logout(request: Request) -> Response:
         s = session(request)
         form = await request.form()
-        if form.get("csrf") != s["csrf"]:
+        if form.get("csrf") != s.csrf:
             return Response("CSRF token missing or wrong", status_code=403)
+        platform.control.end_session(request.cookies[SESSION_COOKIE])
         resp = RedirectResponse("/ui/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path="/ui")
         return resp
@@ -232,8 +238,11 @@ def build_ui(platform: Platform) -> Starlette:
         async def endpoint(request: Request) -> Response:
             try:
                 return await fn(request)
-            except _LoginRequired:
-                return RedirectResponse("/ui/login", status_code=303)
+            except LoginRequired:
+                resp = RedirectResponse("/ui/login", status_code=303)
+                if SESSION_COOKIE in request.cookies:  # ended or expired: let the browser forget it
+                    resp.delete_cookie(SESSION_COOKIE, path="/ui")
+                return resp
             except TsunaguError as exc:
                 return Response(exc.message, status_code=exc.status)
 
@@ -249,9 +258,10 @@ def build_ui(platform: Platform) -> Starlette:
         Route("/live", guarded(live)),
         *segment_routes(platform, render, pipeline_for, guarded),
         *segment_report_routes(platform, render, pipeline_for, guarded),
+        *account_routes(platform, render, session, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes)
+    return SecurityHeaders(Starlette(routes=routes))
 
 
 def _fmt(ms: int | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
