@@ -85,15 +85,6 @@ class Platform:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def secret(self) -> bytes:
-        """The key that signs UI sessions: made once per data directory, owner-readable."""
-        path = self.data_dir / "secret.key"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(os.urandom(32))
-        return path.read_bytes()
-
     # -- workspaces --------------------------------------------------------------------
 
     def workspace_dir(self, name: str) -> Path:

@@ -24,7 +24,11 @@ CORS_HEADERS = [
 
 async def send_json(send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     payload = _encode(body)
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+    ]
     headers += CORS_HEADERS
     if extra:
         headers += extra

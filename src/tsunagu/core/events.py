@@ -506,7 +506,7 @@ def normalize(
             store = ctx.get("storeId")
         if (
             not errors
-            and (channel is None or channel in _PLAIN_CHANNELS)
+            and (channel is None or (channel.__class__ is str and channel in _PLAIN_CHANNELS))
             and ctx.get("store") is None
             and (store is None or (store.__class__ is str and 0 < len(store) <= MAX_ID_LENGTH))
         ):
