@@ -233,6 +233,9 @@ async def _lifespan(platform: Platform, receive: Any, send: Any) -> None:
         elif message["type"] == "lifespan.shutdown":
             if freezer is not None:
                 freezer.cancel()
-            await platform.close()
+            try:
+                await platform.close()
+            except Exception:  # the log holds everything acknowledged: the next start replays it
+                log.exception("shutdown: closing the workspaces failed")
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -186,6 +186,32 @@ _TEXT |= {
 }
 
 
+# the quarantine: what the workspace could not take (admin/views.py quarantine)
+_TEXT |= {
+    "quarantine": {"ja": "取り込めなかったデータ", "en": "Set aside"},
+    "quarantine_notice": {
+        "ja": "取り込めなかったデータが {n} 件あります。内容と理由を確認してください。",
+        "en": "{n} items could not be taken and were set aside. Check what they are and why.",
+    },
+    "quarantine_lead": {
+        "ja": "サーバー側の不具合で取り込めなかったイベントや、分析ストアに書き込めなかった行です。"
+        "送信元には参照番号付きで通知済みです。ログの同じ参照番号で詳細を確認できます。",
+        "en": "Events the server failed on and rows the analytics store could not write. Their senders"
+        " were told, with the reference; the server log gives the same reference with the details.",
+    },
+    "quarantine_empty": {"ja": "取り込めなかったデータはありません", "en": "Nothing was set aside"},
+    "source": {"ja": "発生元", "en": "Source"},
+    "source_engine": {"ja": "エンジン（送信元へ拒否済み）", "en": "Engine (refused to the sender)"},
+    "source_analytics": {"ja": "分析ストア（ログには保存済み）", "en": "Analytics store (kept in the log)"},
+    "source_checkpoint": {"ja": "チェックポイント（数値を調整）", "en": "Checkpoint (numbers adjusted)"},
+    "reason": {"ja": "理由", "en": "Reason"},
+    "reference": {"ja": "参照番号", "en": "Reference"},
+    "message_id": {"ja": "メッセージID", "en": "Message id"},
+    "show_body": {"ja": "内容を表示", "en": "Show the data"},
+    "older": {"ja": "さらに古いもの", "en": "Older"},
+}
+
+
 def wait_text(lang: str, ms: int) -> str:
     """A wait in words: '30秒', '2分'; '30 seconds', '2 minutes' (rounded up)."""
     seconds = max(1, -(-ms // 1000))

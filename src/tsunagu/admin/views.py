@@ -167,6 +167,7 @@ def build_ui(platform: Platform) -> ASGIApp:
                 [since],
             )
         )
+        set_aside = sum((await asyncio.to_thread(pipe.quarantine.counts)).values())
         minute0 = (since // 60_000 + 1) * 60_000
         minutes = [(m, per_minute.get(m, 0)) for m in range(minute0, now + 1, 60_000)]
         zone = tz(pipe)
@@ -175,7 +176,7 @@ def build_ui(platform: Platform) -> ASGIApp:
             share=(identified / people * 100) if people else 0, by_channel=by_channel, by_event=by_event,
             minutes=[(datetime.fromtimestamp(m / 1000, zone).strftime("%H:%M"), n) for m, n in minutes],
             max_minute=max([n for _, n in minutes] + [1]), max_channel=max([n for _, n in by_channel] + [1]),
-            max_event=max([n for _, n in by_event] + [1]),
+            max_event=max([n for _, n in by_event] + [1]), set_aside=set_aside,
         )  # fmt: skip
 
     async def people(request: Request) -> Response:
@@ -231,6 +232,24 @@ def build_ui(platform: Platform) -> ASGIApp:
         template = "live_rows.html" if request.query_params.get("fragment") else "live.html"
         return render(request, template, s=s, rows=rows, fmt=lambda ms: _fmt(ms, zone, seconds=True))
 
+    async def quarantine(request: Request) -> Response:
+        s, pipe = await pipeline_for(request)
+        before = request.query_params.get("before")
+        limit = 50
+        entries = await asyncio.to_thread(
+            pipe.quarantine.entries, limit=limit + 1, before=int(before) if before and before.isdigit() else None
+        )
+        more = len(entries) > limit
+        entries = entries[:limit]
+        for e in entries:
+            e["body_text"] = e["body"].decode("utf-8", "replace")
+            e["person"] = pipe.engine.canonical(e["person_id"]) if e["person_id"] else None
+        zone = tz(pipe)
+        return render(
+            request, "quarantine.html", s=s, entries=entries, fmt=lambda ms: _fmt(ms, zone, seconds=True),
+            zone=pipe.config.timezone, older=entries[-1]["id"] if more else None,
+        )  # fmt: skip
+
     async def home(request: Request) -> Response:
         return RedirectResponse("/ui/", status_code=307)
 
@@ -256,6 +275,7 @@ def build_ui(platform: Platform) -> ASGIApp:
         Route("/people", guarded(people)),
         Route("/people/{person_id}", guarded(karte)),
         Route("/live", guarded(live)),
+        Route("/quarantine", guarded(quarantine)),
         *segment_routes(platform, render, pipeline_for, guarded),
         *segment_report_routes(platform, render, pipeline_for, guarded),
         *account_routes(platform, render, session, guarded),
