@@ -156,8 +156,11 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
         changes.append(Change(action, kind, name, before, body, i, json_diff(before or {}, body)))
     if prune:
         gone = [key for key in current if key not in wanted]
-        # readers first: segments in reverse dependency order, then computed traits
-        gone.sort(key=lambda k: (k[0] == "computed_trait", -position.get(k[1], -1), k[1]))
+        # readers first: segments in reverse dependency order (as they read now: what
+        # `final` keeps no longer counts), then computed traits
+        now_order, _ = _topological({name: _reads(body) for (kind, name), body in current.items() if kind == "segment"})
+        now_position = {name: n for n, name in enumerate(now_order)}
+        gone.sort(key=lambda k: (k[0] == "computed_trait", -now_position.get(k[1], -1), k[1]))
         changes += [Change("delete", kind, name, current[(kind, name)], None) for kind, name in gone]
     return changes
 
