@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import storable
 from .computed import parse_computed
 from .errors import FieldError, InvalidInput
 from .segments import Segment, parse_rule
@@ -68,6 +69,9 @@ def flatten_document(data: Any, source: str = "") -> tuple[list[Any], list[str]]
     The second list names each item's place in the file (`retail.yaml: segments[1]`).
     """
     prefix = f"{source}: " if source else ""
+    unkept = storable.problems(data, source)
+    if unkept:
+        raise InvalidInput.for_fields(unkept)
     if isinstance(data, list):
         return list(data), [f"{prefix}[{i}]" for i in range(len(data))]
     if not isinstance(data, dict):
@@ -101,6 +105,10 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
         path = f"definitions[{i}]"
         if not isinstance(item, dict):
             errors.append(FieldError(path, "must be an object with kind and name", i))
+            continue
+        unkept = storable.problems(item, path)
+        if unkept:
+            errors += [FieldError(e.field, e.reason, i) for e in unkept]
             continue
         kind, name = item.get("kind"), item.get("name")
         if kind not in KINDS:
