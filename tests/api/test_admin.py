@@ -214,6 +214,22 @@ def test_people_search_by_text_identifier_and_trait(members, params, expected):
     assert set(found) == expected
 
 
+AWKWARD = ["\\", "a\\b", 'a"b', '\\"', "'", "$", "$.a", "a[0]", "[", "*", "/", "a/b", "~", "~0", "~1", "a.b", "😀",
+           "\x00", " ", "%", "_", "?(@)", "\n"]  # fmt: skip
+
+
+def test_search_by_a_trait_named_with_any_characters_finds_whoever_has_it(workspace):
+    user = uid()
+    traits = {name: f"v{i}" for i, name in enumerate(AWKWARD)}
+    assert workspace.ingest("/v1/identify", {"userId": user, "traits": traits}).status_code == 200
+    settle(workspace)
+    for i, name in enumerate(AWKWARD):
+        assert user_ids(search(workspace, trait=name)["people"]) == [user], repr(name)
+        assert user_ids(search(workspace, trait=name, value=f"v{i}")["people"]) == [user], repr(name)
+        assert search(workspace, trait=name, value="other")["people"] == [], repr(name)
+        assert search(workspace, q=name, limit=1)["people"] is not None  # any text is searchable
+
+
 def test_search_by_an_exact_identifier_puts_that_person_first_then_text_matches(members):
     found = user_ids(search(members, q="U-1")["people"])
     assert found[0] == "U-1"

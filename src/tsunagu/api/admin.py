@@ -144,9 +144,14 @@ def _encode_cursor(value: Any) -> str:
 
 def _decode_cursor(cursor: str, type_: Any) -> Any:
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=type_)
+        value = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=type_)
     except (binascii.Error, msgspec.DecodeError, ValueError):
-        raise InvalidInput.for_field("cursor", "is not a cursor this API returned") from None
+        value = None
+    # a cursor is an offset, a person id or (time, message id): ints this API could have written
+    parts = value if isinstance(value, (list, tuple)) else [value]
+    if value is None or any(isinstance(p, int) and not 0 <= p < 2**62 for p in parts):
+        raise InvalidInput.for_field("cursor", "is not a cursor this API returned")
+    return value
 
 
 async def workspace_pipeline(
@@ -191,14 +196,17 @@ async def search_people(
         )
         params += [like, like]
     if trait is not None:
-        if '"' in trait or not trait:
-            raise InvalidInput.for_field("trait", "must be a trait name without double quotes")
+        if not trait:
+            raise InvalidInput.for_field("trait", "must be a trait name")
+        # A JSON Pointer (RFC 6901) names any key exactly, with two escapes (~0, ~1); a
+        # `$."..."` path breaks on a backslash or a quote in the name.
+        pointer = "/" + trait.replace("~", "~0").replace("/", "~1")
         if value is None:
             where.append("json_extract(traits, ?) IS NOT NULL")
-            params.append(f'$."{trait}"')
+            params.append(pointer)
         else:
             where.append("json_extract_string(traits, ?) = ?")
-            params += [f'$."{trait}"', value]
+            params += [pointer, value]
     if exact:
         where.append("NOT list_contains(?, person_id)")
         params.append(exact)
