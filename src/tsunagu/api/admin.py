@@ -15,18 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..core.config import IDENTIFIER_TYPES
-from ..core.errors import FieldError, InvalidInput, NotFound, TsunaguError, Unauthorized
+from ..core.errors import InvalidInput, NotFound, TsunaguError, Unauthorized, Unavailable
 from ..core.identity import normalize_value
 from ..core.people import Person
 from ..core.userdata import describe
 from ..pipeline import WorkspacePipeline
+from .errors import install_error_handlers
 from .preview import preview_rule
 
 if TYPE_CHECKING:
@@ -133,11 +131,6 @@ class WorkspaceOut(BaseModel):
     config: dict[str, Any]
 
 
-def _error_response(err: TsunaguError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="tsunagu"'} if err.status == 401 else None
-    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
-
-
 def _encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
 
@@ -168,7 +161,13 @@ async def workspace_pipeline(
     workspace = platform.workspace_for_token(token.strip())
     if workspace is None:
         raise Unauthorized.for_field("Authorization", "unknown API token (a write key opens no admin endpoint)")
-    return await platform.pipeline(workspace)
+    try:
+        return await platform.pipeline(workspace)
+    except TsunaguError:
+        raise
+    except Exception:
+        logging.getLogger("tsunagu.admin").exception("%s: the workspace could not be opened", workspace)
+        raise Unavailable("the workspace could not be opened; retry shortly (the server log has why)") from None
 
 
 Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
@@ -236,34 +235,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
 
     app.state.platform = platform
 
-    @app.exception_handler(TsunaguError)
-    async def _tsunagu_error(request: Request, exc: TsunaguError) -> JSONResponse:
-        return _error_response(exc)
-
-    @app.exception_handler(Exception)
-    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logging.getLogger("tsunagu.admin").exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse(
-            {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}},
-            status_code=500,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldError(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), e["msg"]) for e in exc.errors()
-        ]
-        return _error_response(InvalidInput.for_fields(errors))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = NotFound(f"no such endpoint: {request.method} {request.url.path}") if exc.status_code == 404 else None
-        if err is None:
-            return JSONResponse(
-                {"error": {"status": exc.status_code, "code": "http_error", "message": str(exc.detail)}},
-                status_code=exc.status_code,
-            )
-        return _error_response(err)
+    install_error_handlers(app)
 
     # First: `/api/v1/segments/overlap` must win over any `/api/v1/segments/{name}` route.
     from .reports import router as reports_router  # it imports this module's helpers

@@ -1,0 +1,231 @@
+"""The admin API's one error shape, where every error becomes it, and how OpenAPI shows it.
+
+    {"error": {"status": 400, "code": "invalid_input", "message": "limit: ...",
+               "errors": [{"field": "limit", "reason": "...", "index": 3}]}}
+
+`errors` (each bad field, its reason and, for an item of a list, its index) is there when
+there are fields to name. Every error of the admin API has this shape:
+
+| status | code | when |
+| --- | --- | --- |
+| 400 | invalid_input | a parameter or a field of the body is wrong (query and body validation too) |
+| 401 | unauthorized | the API token is missing or unknown |
+| 404 | not_found | no such person, definition or endpoint |
+| 405 | method_not_allowed | the path exists, not with this method (`Allow` lists those it has) |
+| 413 | payload_too_large | the body is over `MAX_BODY_BYTES` |
+| 500 | internal_error | a defect: answered, logged once with its traceback, connection closed |
+| 503 | unavailable | the workspace is opening or recovering from a storage error: retry |
+
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, TsunaguError
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "LimitBody",
+    "ServerErrors",
+    "error_response",
+    "install_error_handlers",
+]
+
+log = logging.getLogger("tsunagu.admin")
+
+#: the largest request body the admin API reads (a definitions file of a few thousand segments)
+MAX_BODY_BYTES = 1024 * 1024
+
+_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+def _render(body: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a message quoting text that is not valid Unicode: escape it
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+class _ErrorJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return _render(content)
+
+
+def error_response(err: TsunaguError, headers: dict[str, str] | None = None) -> JSONResponse:
+    extra = dict(headers or {})
+    if err.status == 401:
+        extra["WWW-Authenticate"] = 'Bearer realm="tsunagu"'
+    return _ErrorJSON(err.to_dict(), status_code=err.status, headers=extra or None)
+
+
+class _HTTPError(TsunaguError):
+    """An error Starlette raised (405, 413, ...), in the one shape."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = _CODES.get(status, "http_error")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """`("body", "definitions", 3, "kind")` as `definitions[3].kind`; `("query", "limit")` as `limit`."""
+    out = ""
+    for part in loc[1:]:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or str(loc[0])
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    out = []
+    for e in exc.errors():
+        loc = tuple(e.get("loc", ("body",)))
+        if e.get("type") == "json_invalid":
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            out.append(FieldError("body", f"is not valid JSON ({e.get('ctx', {}).get('error', e['msg'])}{at})"))
+        else:
+            out.append(FieldError(_location(loc), str(e["msg"])))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the app raises answered in the one shape (a defect: by `ServerErrors`)."""
+
+    @app.exception_handler(TsunaguError)
+    async def _tsunagu_error(request: Request, exc: TsunaguError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type and any(e.field == "body" for e in errors):
+            # FastAPI reads a body as JSON only when the request says it is
+            errors = [FieldError("body", "must be JSON, sent with `Content-Type: application/json`")]
+        return error_response(InvalidInput.for_fields(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            err: TsunaguError = NotFound(f"no such endpoint: {request.method} {request.url.path}")
+        elif exc.status_code == 405:
+            err = _HTTPError(405, f"{request.method} is not a method of {request.url.path}")
+        elif exc.status_code == 400:  # FastAPI's JSON parser failed (nesting too deep for it, not UTF-8, …)
+            why = exc.__cause__
+            reason = "is nested too deep to read" if isinstance(why, RecursionError) else f"is not JSON ({why})"
+            err = InvalidInput.for_field("body", reason)
+        elif exc.status_code == 413:
+            err = PayloadTooLarge.for_field("body", f"is larger than {MAX_BODY_BYTES // 1024} KB")
+            # the rest of the body is not read: the connection cannot carry another request
+            return error_response(err, {"Connection": "close"})
+        else:
+            err = _HTTPError(exc.status_code, str(exc.detail))
+        return error_response(err, exc.headers)
+
+    app.add_middleware(LimitBody)
+    app.add_middleware(ServerErrors)  # added last: outermost, it sees what LimitBody answers too
+
+
+class LimitBody:
+    """Read at most `MAX_BODY_BYTES` of an API request's body; answer 413 beyond.
+
+    A declared `Content-Length` over the limit is refused before reading anything; a
+    chunked body is counted as it arrives. Either way in the one error shape (Starlette's
+    own limit answers plain text once the length is declared too large).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            err = PayloadTooLarge.for_field("body", f"is larger than {MAX_BODY_BYTES // 1024} KB")
+            await error_response(err, {"Connection": "close"})(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise StarletteHTTPException(413)  # answered by the handler above
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class ServerErrors:
+    """A defect answers the one error shape (500) with `Connection: close`, logged once.
+
+    Starlette's outermost ServerErrorMiddleware also answers a 500, then re-raises for the
+    server to log; uvicorn, finding the response already sent, drops the socket, so a
+    keep-alive client saw its connection reset, with no `Connection: close`. This
+    middleware sits just inside it, answers and does not re-raise: the server sees a
+    complete response, sends it, then closes the connection as the header says, and the
+    process goes on serving. A failure after the response was sent whole is only logged;
+    one while a streamed body is under way is re-raised: closing the connection is the only
+    way to tell the client the body was cut short (uvicorn logs it, once).
+
+    It also marks every response `X-Content-Type-Options: nosniff`: a browser must not
+    read an error's JSON, or a CSV download, as HTML.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == _NOSNIFF[0] for k, _ in headers):
+                    headers.append(_NOSNIFF)
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started and not finished:
+                raise
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if finished:
+                return
+            body = _render(
+                {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}}
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close"),
+                        _NOSNIFF,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
