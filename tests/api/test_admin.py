@@ -126,8 +126,12 @@ def test_openapi_lists_every_admin_path_with_its_methods(server):
         assert path in paths, sorted(paths)
         assert methods <= set(paths[path]), (path, paths[path])
         for method in methods:
-            params = {(p["in"], p["name"].lower()) for p in paths[path][method].get("parameters", [])}
-            assert ("header", "authorization") in params, (path, method, params)
+            assert paths[path][method]["security"] == [{"apiToken": []}], (path, method)
+    assert spec["components"]["securitySchemes"]["apiToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["apiToken"]["description"],
+    }
     events_params = {p["name"] for p in paths["/api/v1/people/{person_id}/events"]["get"]["parameters"]}
     assert {"limit", "cursor", "event", "channel", "type"} <= events_params
     search_params = {p["name"] for p in paths["/api/v1/people"]["get"]["parameters"]}

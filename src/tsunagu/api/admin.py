@@ -1,7 +1,8 @@
 """The admin REST API (`/api/v1/...`), described by OpenAPI at `/openapi.json`.
 
 Every endpoint takes the workspace's API token as `Authorization: Bearer TOKEN`; the
-token names the workspace, so one workspace can never address another's people.
+token names the workspace, so one workspace can never address another's people. Errors
+have one shape, documented on every operation (`api/errors.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from .. import __version__
@@ -24,7 +26,7 @@ from ..core.identity import normalize_value
 from ..core.people import Person
 from ..core.userdata import describe
 from ..pipeline import WorkspacePipeline
-from .errors import install_error_handlers
+from .errors import document_errors, error_responses, install_error_handlers
 from .preview import preview_rule
 
 if TYPE_CHECKING:
@@ -147,12 +149,17 @@ def _decode_cursor(cursor: str, type_: Any) -> Any:
     return value
 
 
-async def workspace_pipeline(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer <api token>")] = None,
-) -> WorkspacePipeline:
+_BEARER = HTTPBearer(
+    auto_error=False,  # refused below, naming what is wrong with the header
+    scheme_name="apiToken",
+    description="The workspace's API token (`tsunagu workspace create` prints it): `Authorization: Bearer <token>`.",
+)
+
+
+async def workspace_pipeline(request: Request, _: Annotated[Any, Security(_BEARER)] = None) -> WorkspacePipeline:
     """The dependency every admin endpoint takes: the token's workspace, or 401."""
     platform: Platform = request.app.state.platform
+    authorization = request.headers.get("authorization")
     if not authorization:
         raise Unauthorized.for_field("Authorization", "missing: send `Authorization: Bearer <api token>`")
     scheme, _, token = authorization.partition(" ")
@@ -230,11 +237,12 @@ def build_admin_app(platform: Platform) -> FastAPI:
         title="tsunagu admin API",
         version=__version__,
         description="People, timelines and workspace administration. "
-        "Authenticate with `Authorization: Bearer <api token>`.",
+        "Authenticate with `Authorization: Bearer <api token>`. Every error has one shape, "
+        '`{"error": {"status", "code", "message", "errors"?: [{"field", "reason", "index"?}]}}`, '
+        "and every operation lists the statuses it can answer.",
     )
 
     app.state.platform = platform
-
     install_error_handlers(app)
 
     # First: `/api/v1/segments/overlap` must win over any `/api/v1/segments/{name}` route.
@@ -256,7 +264,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "config": msgspec.to_builtins(pipe.config),
         }
 
-    @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"])
+    @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"], responses=error_responses(404))
     async def lookup(
         pipe: Pipe,
         request: Request,
@@ -286,11 +294,13 @@ def build_admin_app(platform: Platform) -> FastAPI:
         nxt = _encode_cursor(offset + limit) if more else None
         return {"people": people, "next_cursor": nxt}
 
-    @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"])
+    @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"], responses=error_responses(404))
     async def get_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         return _with_computed(pipe, pipe.person(person_id), request)
 
-    @app.get("/api/v1/people/{person_id}/data", response_model=PersonDataOut, tags=["people"])
+    @app.get(
+        "/api/v1/people/{person_id}/data", response_model=PersonDataOut, tags=["people"], responses=error_responses(404)
+    )
     async def person_data(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         """A person's user data: every event field summarised, without any declaration."""
         person = pipe.person(person_id)
@@ -302,7 +312,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "fields_dropped": person.data_dropped,
         }
 
-    @app.get("/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"])
+    @app.get(
+        "/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"], responses=error_responses(404)
+    )
     async def timeline(
         pipe: Pipe,
         person_id: str,
@@ -344,7 +356,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "evaluated_on": day,
         }
 
-    @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
+    @app.delete(
+        "/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"], responses=error_responses(404)
+    )
     async def delete_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         result = await pipe.forget(person_id, request.app.state.platform.clock())
         return {"deleted": True, **result}
@@ -352,6 +366,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
     from .definitions import router as definitions_router  # it imports this module
 
     app.include_router(definitions_router)
+    document_errors(app)
     return app
 
 

@@ -12,10 +12,12 @@ there are fields to name. Every error of the admin API has this shape:
 | 401 | unauthorized | the API token is missing or unknown |
 | 404 | not_found | no such person, definition or endpoint |
 | 405 | method_not_allowed | the path exists, not with this method (`Allow` lists those it has) |
+| 409 | conflict | the change contradicts the workspace (deleting what a segment reads) |
 | 413 | payload_too_large | the body is over `MAX_BODY_BYTES` |
 | 500 | internal_error | a defect: answered, logged once with its traceback, connection closed |
 | 503 | unavailable | the workspace is opening or recovering from a storage error: retry |
 
+`document_errors` writes the same into the OpenAPI description, on every operation.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,9 +39,13 @@ from ..core.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, T
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "STATUSES",
+    "Error",
     "LimitBody",
     "ServerErrors",
+    "document_errors",
     "error_response",
+    "error_responses",
     "install_error_handlers",
 ]
 
@@ -45,8 +54,37 @@ log = logging.getLogger("tsunagu.admin")
 #: the largest request body the admin API reads (a definitions file of a few thousand segments)
 MAX_BODY_BYTES = 1024 * 1024
 
+#: every status an admin error has, and what it means (the OpenAPI descriptions)
+STATUSES = {
+    400: "Invalid input: a parameter or a field of the body, each named in `errors`.",
+    401: "The API token is missing or unknown (`Authorization: Bearer <api token>`).",
+    404: "Not found in this workspace.",
+    409: "Conflicts with the workspace as it is (another definition reads it).",
+    413: f"The body is larger than {MAX_BODY_BYTES // 1024} KB.",
+    500: "Internal error (a defect, logged with its traceback); the connection is closed after it.",
+    503: "The workspace is opening or recovering from a storage error: retry shortly.",
+}
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class ErrorField(BaseModel):
+    field: str = Field(description="the parameter, or the path in the body (`definitions[2].rule.all[0].op`)")
+    reason: str
+    index: int | SkipJsonSchema[None] = Field(default=None, description="the item's position, in a list")
+
+
+class ErrorBody(BaseModel):
+    status: int = Field(description="the HTTP status again")
+    code: str = Field(examples=["invalid_input"], description="stable, for programs: invalid_input, not_found, …")
+    message: str = Field(description="for people: every field and its reason")
+    errors: list[ErrorField] | SkipJsonSchema[None] = Field(default=None, description="each bad field (if any)")
+
+
+class Error(BaseModel):
+    """The one shape of every admin API error."""
+
+    error: ErrorBody
 
 
 def _render(body: dict[str, Any]) -> bytes:
@@ -229,3 +267,56 @@ class ServerErrors:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the errors its own code raises (`document_errors` adds the rest)."""
+    return {status: {"model": Error, "description": STATUSES[status]} for status in statuses}
+
+
+def _error_content() -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Serve an OpenAPI description whose every operation lists the errors it can answer.
+
+    Added to each operation, besides what its route declares (`error_responses`): 500
+    always; 401 and 503 where it takes the API token; 400 where it has query parameters or
+    a body (validation answers 400, so FastAPI's 422 is removed); 413 where it has a body.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        for name, model in (("Error", Error), ("ErrorBody", ErrorBody), ("ErrorField", ErrorField)):
+            if name not in components:
+                components[name] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components[name].pop("$defs", None)
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                responses.pop("422", None)
+                wanted = {500}
+                if operation.get("security"):
+                    wanted |= {401, 503}
+                # a path parameter is a plain string: only a query or a body can fail validation
+                if "requestBody" in operation or any(p.get("in") != "path" for p in operation.get("parameters", ())):
+                    wanted.add(400)
+                if "requestBody" in operation:
+                    wanted.add(413)
+                for status in sorted(wanted):
+                    responses.setdefault(str(status), {"description": STATUSES[status], "content": _error_content()})
+                operation["responses"] = dict(sorted(responses.items()))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
