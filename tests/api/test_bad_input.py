@@ -385,6 +385,8 @@ ADMIN_BODIES = [
     ("PUT", "/api/v1/segments/x", b'{"rule": "\xff"}', JSON, 400, "body"),
     ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "x": "' + b"a" * 1_100_000 + b'"}', JSON, 413, "body"),
     ("PUT", "/api/v1/segments/bad name", b'{"rule": {"did": "buy"}}', JSON, 400, "name"),
+    ("PUT", "/api/v1/segments/overlap", b'{"rule": {"did": "buy"}}', JSON, 400, "name"),  # GET is the report
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "description": 1}', JSON, 400, "description"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "\\ud800"}', JSON, 400, "dialect"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "mysql"}', JSON, 400, "dialect"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"segment": "nothing"}}', JSON, 400, "rule"),
@@ -413,8 +415,23 @@ def test_bad_admin_bodies_get_the_right_status_and_an_error_naming_the_field(
     assert r.headers["x-content-type-options"] == "nosniff"
     if status == 413:
         assert r.headers["connection"] == "close"  # the rest of the body was not read
-    if status == 405:
-        assert r.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/api/v1/people", "GET"),
+        ("OPTIONS", "/api/v1/segments/x", "DELETE, GET, PUT"),  # every method of the path, not the first route's
+        ("PUT", "/api/v1/segments/x/members", "GET"),
+        ("PATCH", "/api/v1/segments/overlap", "GET"),  # the most literal path: the report
+        ("GET", "/api/v1/apply", "POST"),
+    ],
+)
+def test_a_method_the_path_does_not_have_is_405_naming_every_method_it_has(workspace, method, path, allow):
+    with workspace.client() as c:
+        r = c.request(method, path)
+    assert_error_shape(r, 405)
+    assert r.headers["allow"] == allow
 
 
 def test_bad_timeline_queries_name_the_parameter(workspace):

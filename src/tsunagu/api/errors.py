@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, TsunaguError
@@ -135,6 +136,16 @@ def _field_errors(exc: RequestValidationError) -> list[FieldError]:
     return out
 
 
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    """The methods the description has for a path, by its most literal template
+    (`/segments/overlap` before `/segments/{name}`). Starlette's own `Allow` names only
+    the first route's, and every method is a route of its own here."""
+    matching = [(template.count("{"), item) for template, item in app.openapi().get("paths", {}).items()
+                if compile_path(template)[0].match(path)]  # fmt: skip
+    fewest = min((n for n, _ in matching), default=0)
+    return sorted({method.upper() for n, item in matching if n == fewest for method in item})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error the app raises answered in the one shape (a defect: by `ServerErrors`)."""
 
@@ -156,7 +167,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             err: TsunaguError = NotFound(f"no such endpoint: {request.method} {request.url.path}")
         elif exc.status_code == 405:
-            err = _HTTPError(405, f"{request.method} is not a method of {request.url.path}")
+            allowed = ", ".join(_methods_of(app, request.url.path))
+            err = _HTTPError(405, f"{request.method} is not a method of {request.url.path}: use {allowed}")
+            return error_response(err, {"Allow": allowed})
         elif exc.status_code == 400:  # FastAPI's JSON parser failed (nesting too deep for it, not UTF-8, …)
             why = exc.__cause__
             reason = "is nested too deep to read" if isinstance(why, RecursionError) else f"is not JSON ({why})"

@@ -26,13 +26,15 @@ from .computed import parse_computed
 from .errors import FieldError, InvalidInput
 from .segments import Segment, parse_rule
 
-__all__ = ["ACTIONS", "KINDS", "NAME", "Change", "flatten_document", "json_diff", "plan"]
+__all__ = ["ACTIONS", "KINDS", "NAME", "RESERVED", "Change", "flatten_document", "json_diff", "plan"]
 
 KINDS = ("computed_trait", "segment")
 ACTIONS = ("create", "update", "unchanged", "delete")
 #: what a definition may be called (the pipeline refuses other names the same way)
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _SEGMENT_FIELDS = {"kind", "name", "rule", "description"}
+#: names the admin API's paths take for themselves (`/api/v1/segments/overlap`)
+RESERVED = {"segment": ("overlap", "preview")}
 #: the grouped file format's keys, and the kind each holds
 _GROUPS = {"computed_traits": "computed_trait", "segments": "segment"}
 
@@ -118,6 +120,10 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
             errors.append(
                 FieldError(f"{path}.name", "must be 1-64 letters, digits, _ . - (starting with a letter or digit)", i)
             )
+            continue
+        if name in RESERVED.get(kind, ()):
+            where = f"/api/v1/{kind}s/{name}"
+            errors.append(FieldError(f"{path}.name", f"{name!r} is reserved: {where} is another endpoint", i))
             continue
         if (kind, name) in wanted:
             other = wanted[(kind, name)][0]
