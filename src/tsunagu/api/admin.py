@@ -115,7 +115,7 @@ class DeletedOut(BaseModel):
 class SegmentPreviewIn(BaseModel):
     rule: dict[str, Any] = Field(description="a segment rule (docs/segments.md)")
     dialect: str = Field(default="duckdb", description="also show the SQL in this dialect")
-    sample: int = Field(default=20, ge=0, le=1000, description="how many members to return")
+    sample: int = Field(default=20, ge=0, le=1000, strict=True, description="how many members to return")
 
 
 class SegmentPreviewOut(BaseModel):
@@ -283,7 +283,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
     async def search(
         pipe: Pipe,
         q: Annotated[str | None, Query(description="an identifier value, or text found in traits")] = None,
-        trait: Annotated[str | None, Query(description="trait name to match exactly")] = None,
+        trait: Annotated[str | None, Query(min_length=1, description="trait name to match exactly")] = None,
         value: Annotated[str | None, Query(description="the trait's value (as text)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: str | None = None,

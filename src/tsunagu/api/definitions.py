@@ -76,7 +76,7 @@ class DeletedDefinitionOut(BaseModel):
 class SegmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rule: Any = Field(
+    rule: dict[str, Any] = Field(
         description="the rule (docs/segments.md)",
         examples=[{"all": [{"did": "buy", "channel": "store", "within_days": 90}, {"did": "view", "channel": "web"}]}],
     )
@@ -106,8 +106,10 @@ class ApplyIn(BaseModel):
         description="[{kind: segment|computed_trait, name, ...the definition}] (docs/segments.md)",
         examples=[[{"kind": "segment", "name": "store_buyers", "rule": {"did": "buy", "channel": "store"}}]],
     )
-    dry_run: bool = Field(default=False, description="only say what would change")
-    prune: bool = Field(default=False, description="also delete the workspace's definitions the list does not name")
+    dry_run: bool = Field(default=False, strict=True, description="only say what would change")
+    prune: bool = Field(
+        default=False, strict=True, description="also delete the workspace's definitions the list does not name"
+    )
 
 
 class ChangeOut(BaseModel):
