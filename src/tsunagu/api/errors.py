@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -100,7 +101,7 @@ class _ErrorJSON(JSONResponse):
         return _render(content)
 
 
-def error_response(err: TsunaguError, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(err: TsunaguError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     extra = dict(headers or {})
     if err.status == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="tsunagu"'
