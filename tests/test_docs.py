@@ -40,3 +40,12 @@ def test_the_readme_quick_start_is_two_commands_and_ci_runs_the_second() -> None
     assert "pip install -e . && tsunagu quickstart" in readme
     assert "pip install -e '.[dev]' && npm ci --no-audit --no-fund && python -m pytest tests" in readme
     assert "pip install -e '.[dev]' && npm ci --no-audit --no-fund && python -m pytest tests" in ci
+
+
+def test_every_admin_error_status_is_in_the_api_reference() -> None:
+    from tsunagu.api.errors import STATUSES
+
+    reference = (DOCS / "api.md").read_text()
+    errors = reference[reference.index("## Errors") :]
+    missing = [status for status in [*STATUSES, 405] if f"| {status} |" not in errors]
+    assert not missing, f"document these statuses in docs/api.md#errors: {missing}"

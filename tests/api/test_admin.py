@@ -126,8 +126,12 @@ def test_openapi_lists_every_admin_path_with_its_methods(server):
         assert path in paths, sorted(paths)
         assert methods <= set(paths[path]), (path, paths[path])
         for method in methods:
-            params = {(p["in"], p["name"].lower()) for p in paths[path][method].get("parameters", [])}
-            assert ("header", "authorization") in params, (path, method, params)
+            assert paths[path][method]["security"] == [{"apiToken": []}], (path, method)
+    assert spec["components"]["securitySchemes"]["apiToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["apiToken"]["description"],
+    }
     events_params = {p["name"] for p in paths["/api/v1/people/{person_id}/events"]["get"]["parameters"]}
     assert {"limit", "cursor", "event", "channel", "type"} <= events_params
     search_params = {p["name"] for p in paths["/api/v1/people"]["get"]["parameters"]}
@@ -212,6 +216,22 @@ def test_people_search_by_text_identifier_and_trait(members, params, expected):
     found = user_ids(people)
     assert len(found) == len(set(found))
     assert set(found) == expected
+
+
+AWKWARD = ["\\", "a\\b", 'a"b', '\\"', "'", "$", "$.a", "a[0]", "[", "*", "/", "a/b", "~", "~0", "~1", "a.b", "😀",
+           "\x00", " ", "%", "_", "?(@)", "\n"]  # fmt: skip
+
+
+def test_search_by_a_trait_named_with_any_characters_finds_whoever_has_it(workspace):
+    user = uid()
+    traits = {name: f"v{i}" for i, name in enumerate(AWKWARD)}
+    assert workspace.ingest("/v1/identify", {"userId": user, "traits": traits}).status_code == 200
+    settle(workspace)
+    for i, name in enumerate(AWKWARD):
+        assert user_ids(search(workspace, trait=name)["people"]) == [user], repr(name)
+        assert user_ids(search(workspace, trait=name, value=f"v{i}")["people"]) == [user], repr(name)
+        assert search(workspace, trait=name, value="other")["people"] == [], repr(name)
+        assert search(workspace, q=name, limit=1)["people"] is not None  # any text is searchable
 
 
 def test_search_by_an_exact_identifier_puts_that_person_first_then_text_matches(members):

@@ -416,7 +416,8 @@ def test_admin_endpoints_refuse_missing_unknown_or_wrong_credentials_with_401(wo
         ("/api/v1/people", {"limit": 5000}, 400, "limit"),
         ("/api/v1/people", {"limit": "ten"}, 400, "limit"),
         ("/api/v1/people", {"cursor": "not-a-cursor!"}, 400, "cursor"),
-        ("/api/v1/people", {"trait": 'a"b'}, 400, "trait"),
+        ("/api/v1/people", {"trait": ""}, 400, "trait"),
+        ("/api/v1/people", {"cursor": "LTE"}, 400, "cursor"),  # -1: not an offset this API wrote
         ("/api/v1/nothing-here", {}, 404, None),
     ],
 )
@@ -426,6 +427,74 @@ def test_bad_admin_queries_get_an_error_naming_the_parameter(workspace, path, pa
     err = assert_error_shape(r, status)
     if field:
         assert field in [e["field"] for e in err["errors"]], err
+
+
+JSON = {"Content-Type": "application/json"}
+ADMIN_BODIES = [
+    # (method, path, body bytes, headers, status, a field the errors name)
+    ("PUT", "/api/v1/computed-traits/x", b'{"event": "buy", "agg": {}}', JSON, 400, "agg"),
+    ("PUT", "/api/v1/computed-traits/x", b'{"event": "buy", "agg": ["sum"], "window": {}}', JSON, 400, "agg"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"trait": "a", "op": "gt", "value": NaN}}', JSON, 400, "rule.value"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"trait": "a", "op": "lt", "value": -Infinity}}', JSON, 400, "rule.value"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"trait": "\\ud800", "op": "exists"}}', JSON, 400, "rule.trait"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "description": "\\udfff"}', JSON, 400, "description"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"trait": "a", "op": "eq", "value": 1e999}}', JSON, 400, "rule.value"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy", "since": "0001-01-01"}}', JSON, 400, "rule.since"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy", "where": {"": 1}}}', JSON, 400, "rule.where"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": ' + b'{"not": ' * 40 + b'{"did": "buy"}' + b"}" * 41, JSON, 400, None),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", JSON, 400, "body"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}}', {}, 400, "body"),  # no Content-Type: not JSON
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"},}', JSON, 400, "body"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": "\xff"}', JSON, 400, "body"),
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "x": "' + b"a" * 1_100_000 + b'"}', JSON, 413, "body"),
+    ("PUT", "/api/v1/segments/bad name", b'{"rule": {"did": "buy"}}', JSON, 400, "name"),
+    ("PUT", "/api/v1/segments/overlap", b'{"rule": {"did": "buy"}}', JSON, 400, "name"),  # GET is the report
+    ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "description": 1}', JSON, 400, "description"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "\\ud800"}', JSON, 400, "dialect"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "mysql"}', JSON, 400, "dialect"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": {"segment": "nothing"}}', JSON, 400, "rule"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "sample": 1.5}', JSON, 400, "sample"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": [{"did": "buy"}]}', JSON, 400, "rule"),
+    ("POST", "/api/v1/apply", b'{"definitions": [{"kind": "segment", "name": "\\ud800", "rule": 1}]}', JSON, 400,
+     "definitions[0].name"),
+    ("POST", "/api/v1/apply", b'{"definitions": {"kind": "segment"}}', JSON, 400, "definitions"),
+    ("POST", "/api/v1/people", b"{}", JSON, 405, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "field"),
+    ADMIN_BODIES,
+    ids=[f"{m} {p}" for m, p, *_ in ADMIN_BODIES],
+)
+def test_bad_admin_bodies_get_the_right_status_and_an_error_naming_the_field(
+    workspace, method, path, body, headers, status, field
+):
+    with workspace.client() as c:
+        r = c.request(method, path, content=body, headers=headers)
+    err = assert_error_shape(r, status)
+    if field:
+        assert field in [e["field"] for e in err.get("errors", [])], err
+    assert r.headers["x-content-type-options"] == "nosniff"
+    if status == 413:
+        assert r.headers["connection"] == "close"  # the rest of the body was not read
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/api/v1/people", "GET"),
+        ("OPTIONS", "/api/v1/segments/x", "DELETE, GET, PUT"),  # every method of the path, not the first route's
+        ("PUT", "/api/v1/segments/x/members", "GET"),
+        ("PATCH", "/api/v1/segments/overlap", "GET"),  # the most literal path: the report
+        ("GET", "/api/v1/apply", "POST"),
+    ],
+)
+def test_a_method_the_path_does_not_have_is_405_naming_every_method_it_has(workspace, method, path, allow):
+    with workspace.client() as c:
+        r = c.request(method, path)
+    assert_error_shape(r, 405)
+    assert r.headers["allow"] == allow
 
 
 def test_bad_timeline_queries_name_the_parameter(workspace):

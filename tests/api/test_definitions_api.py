@@ -107,9 +107,11 @@ def test_a_segment_another_reads_cannot_be_deleted(workspace) -> None:
     with workspace.client() as c:
         assert _apply(c, FILE).status_code == 200
         r = c.delete("/api/v1/segments/store_buyers")
-        assert r.status_code == 400 and "big_store_buyers" in r.json()["error"]["message"]
+        assert r.status_code == 409 and "big_store_buyers" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == "conflict"
         r = c.delete("/api/v1/computed-traits/store_spend")
-        assert r.status_code == 400
+        assert r.status_code == 409
+        assert c.get("/api/v1/segments/store_buyers").status_code == 200  # nothing was deleted
 
 
 def test_apply_creates_in_dependency_order_then_changes_nothing_the_second_time(workspace) -> None:

@@ -41,3 +41,30 @@ def test_preview_refuses_an_invalid_rule_with_the_exact_path(workspace) -> None:
     assert r.json()["error"]["errors"][0]["field"] == "rule.any[1].within_days"
     r = _preview(workspace, {"did": "buy"}, dialect="oracle")
     assert r.status_code == 400 and r.json()["error"]["errors"][0]["field"] == "dialect"
+
+
+AWKWARD_RULES = [
+    {"trait": "a\\", "op": "eq", "value": "\\"},
+    {"trait": 'a"b', "op": "contains", "value": "'"},
+    {"did": "buy", "where": {"$.x[0]": "\x00"}, "store_id": "😀"},
+    {"did": "\\", "since": "1900-01-01"},
+    {"first_did": "buy", "within_days": 3660},
+    {"data": "buy.a\\b", "stat": "most_frequent", "op": "in", "value": ["x", 1, True]},
+    {"last": "buy", "property": "items.category", "op": "exists"},
+    {"data": "$sessions", "stat": "count", "window": "this_session", "op": "gte", "value": 1},
+    {"computed": "ltv", "op": "gte", "value": 1.5},
+    {"computed": "cross_channel_class", "op": "eq", "value": "web only"},
+    {"not": {"any": [{"all": [{"did": "view"}, {"not": {"did": "buy"}}]}, {"trait": " ", "op": "not_exists"}]}},
+]
+
+
+def test_preview_answers_any_valid_rule_in_every_dialect(workspace) -> None:
+    event = {"userId": "U-odd", "event": "buy", "properties": {"a\\b": "x"}}
+    assert workspace.ingest("/v1/track", event).status_code == 200
+    for rule in AWKWARD_RULES:
+        for dialect in ("duckdb", "postgres", "bigquery", "snowflake", "clickhouse"):
+            r = _preview(workspace, rule, dialect=dialect, sample=0)
+            assert r.status_code == 200, (rule, dialect, r.text)
+            assert r.json()["sample"] == [] and r.json()["sql"]
+    r = _preview(workspace, {"data": "buy.a\\b", "stat": "most_frequent", "op": "eq", "value": "x"}, sample=5)
+    assert r.json()["count"] == 1

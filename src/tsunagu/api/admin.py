@@ -1,7 +1,8 @@
 """The admin REST API (`/api/v1/...`), described by OpenAPI at `/openapi.json`.
 
 Every endpoint takes the workspace's API token as `Authorization: Bearer TOKEN`; the
-token names the workspace, so one workspace can never address another's people.
+token names the workspace, so one workspace can never address another's people. Errors
+have one shape, documented on every operation (`api/errors.py`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..core.config import IDENTIFIER_TYPES
-from ..core.errors import FieldError, InvalidInput, NotFound, TsunaguError, Unauthorized
+from ..core.errors import InvalidInput, NotFound, TsunaguError, Unauthorized, Unavailable
 from ..core.identity import normalize_value
 from ..core.people import Person
 from ..core.userdata import describe
 from ..pipeline import WorkspacePipeline
+from .errors import document_errors, error_responses, install_error_handlers
 from .preview import preview_rule
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class DeletedOut(BaseModel):
 class SegmentPreviewIn(BaseModel):
     rule: dict[str, Any] = Field(description="a segment rule (docs/segments.md)")
     dialect: str = Field(default="duckdb", description="also show the SQL in this dialect")
-    sample: int = Field(default=20, ge=0, le=1000, description="how many members to return")
+    sample: int = Field(default=20, ge=0, le=1000, strict=True, description="how many members to return")
 
 
 class SegmentPreviewOut(BaseModel):
@@ -133,28 +133,33 @@ class WorkspaceOut(BaseModel):
     config: dict[str, Any]
 
 
-def _error_response(err: TsunaguError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="tsunagu"'} if err.status == 401 else None
-    return JSONResponse(err.to_dict(), status_code=err.status, headers=headers)
-
-
 def _encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str, type_: Any) -> Any:
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=type_)
+        value = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), type=type_)
     except (binascii.Error, msgspec.DecodeError, ValueError):
-        raise InvalidInput.for_field("cursor", "is not a cursor this API returned") from None
+        value = None
+    # a cursor is an offset, a person id or (time, message id): ints this API could have written
+    parts = value if isinstance(value, (list, tuple)) else [value]
+    if value is None or any(isinstance(p, int) and not 0 <= p < 2**62 for p in parts):
+        raise InvalidInput.for_field("cursor", "is not a cursor this API returned")
+    return value
 
 
-async def workspace_pipeline(
-    request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer <api token>")] = None,
-) -> WorkspacePipeline:
+_BEARER = HTTPBearer(
+    auto_error=False,  # refused below, naming what is wrong with the header
+    scheme_name="apiToken",
+    description="The workspace's API token (`tsunagu workspace create` prints it): `Authorization: Bearer <token>`.",
+)
+
+
+async def workspace_pipeline(request: Request, _: Annotated[Any, Security(_BEARER)] = None) -> WorkspacePipeline:
     """The dependency every admin endpoint takes: the token's workspace, or 401."""
     platform: Platform = request.app.state.platform
+    authorization = request.headers.get("authorization")
     if not authorization:
         raise Unauthorized.for_field("Authorization", "missing: send `Authorization: Bearer <api token>`")
     scheme, _, token = authorization.partition(" ")
@@ -163,7 +168,13 @@ async def workspace_pipeline(
     workspace = platform.workspace_for_token(token.strip())
     if workspace is None:
         raise Unauthorized.for_field("Authorization", "unknown API token (a write key opens no admin endpoint)")
-    return await platform.pipeline(workspace)
+    try:
+        return await platform.pipeline(workspace)
+    except TsunaguError:
+        raise
+    except Exception:
+        logging.getLogger("tsunagu.admin").exception("%s: the workspace could not be opened", workspace)
+        raise Unavailable("the workspace could not be opened; retry shortly (the server log has why)") from None
 
 
 Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
@@ -191,14 +202,17 @@ async def search_people(
         )
         params += [like, like]
     if trait is not None:
-        if '"' in trait or not trait:
-            raise InvalidInput.for_field("trait", "must be a trait name without double quotes")
+        if not trait:
+            raise InvalidInput.for_field("trait", "must be a trait name")
+        # A JSON Pointer (RFC 6901) names any key exactly, with two escapes (~0, ~1); a
+        # `$."..."` path breaks on a backslash or a quote in the name.
+        pointer = "/" + trait.replace("~", "~0").replace("/", "~1")
         if value is None:
             where.append("json_extract(traits, ?) IS NOT NULL")
-            params.append(f'$."{trait}"')
+            params.append(pointer)
         else:
             where.append("json_extract_string(traits, ?) = ?")
-            params += [f'$."{trait}"', value]
+            params += [pointer, value]
     if exact:
         where.append("NOT list_contains(?, person_id)")
         params.append(exact)
@@ -223,39 +237,13 @@ def build_admin_app(platform: Platform) -> FastAPI:
         title="tsunagu admin API",
         version=__version__,
         description="People, timelines and workspace administration. "
-        "Authenticate with `Authorization: Bearer <api token>`.",
+        "Authenticate with `Authorization: Bearer <api token>`. Every error has one shape, "
+        '`{"error": {"status", "code", "message", "errors"?: [{"field", "reason", "index"?}]}}`, '
+        "and every operation lists the statuses it can answer.",
     )
 
     app.state.platform = platform
-
-    @app.exception_handler(TsunaguError)
-    async def _tsunagu_error(request: Request, exc: TsunaguError) -> JSONResponse:
-        return _error_response(exc)
-
-    @app.exception_handler(Exception)
-    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logging.getLogger("tsunagu.admin").exception("%s %s failed", request.method, request.url.path)
-        return JSONResponse(
-            {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}},
-            status_code=500,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldError(".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), e["msg"]) for e in exc.errors()
-        ]
-        return _error_response(InvalidInput.for_fields(errors))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        err = NotFound(f"no such endpoint: {request.method} {request.url.path}") if exc.status_code == 404 else None
-        if err is None:
-            return JSONResponse(
-                {"error": {"status": exc.status_code, "code": "http_error", "message": str(exc.detail)}},
-                status_code=exc.status_code,
-            )
-        return _error_response(err)
+    install_error_handlers(app)
 
     # First: `/api/v1/segments/overlap` must win over any `/api/v1/segments/{name}` route.
     from .reports import router as reports_router  # it imports this module's helpers
@@ -276,7 +264,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "config": msgspec.to_builtins(pipe.config),
         }
 
-    @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"])
+    @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"], responses=error_responses(404))
     async def lookup(
         pipe: Pipe,
         request: Request,
@@ -295,7 +283,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
     async def search(
         pipe: Pipe,
         q: Annotated[str | None, Query(description="an identifier value, or text found in traits")] = None,
-        trait: Annotated[str | None, Query(description="trait name to match exactly")] = None,
+        trait: Annotated[str | None, Query(min_length=1, description="trait name to match exactly")] = None,
         value: Annotated[str | None, Query(description="the trait's value (as text)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: str | None = None,
@@ -306,11 +294,13 @@ def build_admin_app(platform: Platform) -> FastAPI:
         nxt = _encode_cursor(offset + limit) if more else None
         return {"people": people, "next_cursor": nxt}
 
-    @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"])
+    @app.get("/api/v1/people/{person_id}", response_model=PersonOut, tags=["people"], responses=error_responses(404))
     async def get_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         return _with_computed(pipe, pipe.person(person_id), request)
 
-    @app.get("/api/v1/people/{person_id}/data", response_model=PersonDataOut, tags=["people"])
+    @app.get(
+        "/api/v1/people/{person_id}/data", response_model=PersonDataOut, tags=["people"], responses=error_responses(404)
+    )
     async def person_data(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         """A person's user data: every event field summarised, without any declaration."""
         person = pipe.person(person_id)
@@ -322,7 +312,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "fields_dropped": person.data_dropped,
         }
 
-    @app.get("/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"])
+    @app.get(
+        "/api/v1/people/{person_id}/events", response_model=TimelineOut, tags=["people"], responses=error_responses(404)
+    )
     async def timeline(
         pipe: Pipe,
         person_id: str,
@@ -364,7 +356,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "evaluated_on": day,
         }
 
-    @app.delete("/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"])
+    @app.delete(
+        "/api/v1/people/{person_id}", response_model=DeletedOut, tags=["people"], responses=error_responses(404)
+    )
     async def delete_person(pipe: Pipe, person_id: str, request: Request) -> dict[str, Any]:
         result = await pipe.forget(person_id, request.app.state.platform.clock())
         return {"deleted": True, **result}
@@ -372,6 +366,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
     from .definitions import router as definitions_router  # it imports this module
 
     app.include_router(definitions_router)
+    document_errors(app)
     return app
 
 

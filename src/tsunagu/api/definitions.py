@@ -19,11 +19,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import FieldError, InvalidInput
+from ..core.errors import Conflict, FieldError, InvalidInput
 from ..core.plan import ACTIONS, Change, plan
 from ..core.schema import definitions_schema
 from ..pipeline import WorkspacePipeline
 from .admin import Pipe
+from .errors import error_responses
 
 __all__ = ["put_definition", "router"]
 
@@ -75,7 +76,7 @@ class DeletedDefinitionOut(BaseModel):
 class SegmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rule: Any = Field(
+    rule: dict[str, Any] = Field(
         description="the rule (docs/segments.md)",
         examples=[{"all": [{"did": "buy", "channel": "store", "within_days": 90}, {"did": "view", "channel": "web"}]}],
     )
@@ -105,8 +106,10 @@ class ApplyIn(BaseModel):
         description="[{kind: segment|computed_trait, name, ...the definition}] (docs/segments.md)",
         examples=[[{"kind": "segment", "name": "store_buyers", "rule": {"did": "buy", "channel": "store"}}]],
     )
-    dry_run: bool = Field(default=False, description="only say what would change")
-    prune: bool = Field(default=False, description="also delete the workspace's definitions the list does not name")
+    dry_run: bool = Field(default=False, strict=True, description="only say what would change")
+    prune: bool = Field(
+        default=False, strict=True, description="also delete the workspace's definitions the list does not name"
+    )
 
 
 class ChangeOut(BaseModel):
@@ -153,6 +156,11 @@ async def put_definition(
 
 async def _delete(pipe: WorkspacePipeline, kind: str, name: str, now: int) -> dict[str, Any]:
     async with _lock(pipe):
+        if (kind, name) in pipe.engine.live.definitions:
+            try:  # another segment reads it: nothing wrong with the request, with the workspace
+                pipe.engine.live.undefine_check(kind, name)
+            except InvalidInput as exc:
+                raise Conflict(exc.message, exc.errors) from None
         await pipe.undefine(kind, name, now)
     return {"deleted": True, "kind": kind, "name": name}
 
@@ -170,7 +178,7 @@ async def list_segments(pipe: Pipe) -> dict[str, Any]:
     return {"segments": [d for d in pipe.definitions() if d["kind"] == "segment"]}
 
 
-@router.get("/api/v1/segments/{name}", response_model=DefinitionOut, tags=["segments"])
+@router.get("/api/v1/segments/{name}", response_model=DefinitionOut, tags=["segments"], responses=error_responses(404))
 async def get_segment(pipe: Pipe, name: str) -> dict[str, Any]:
     return pipe.definition("segment", name)
 
@@ -181,7 +189,12 @@ async def put_segment(pipe: Pipe, name: str, body: SegmentIn, request: Request) 
     return await put_definition(pipe, "segment", name, body.model_dump(exclude_none=True), _now(request))
 
 
-@router.delete("/api/v1/segments/{name}", response_model=DeletedDefinitionOut, tags=["segments"])
+@router.delete(
+    "/api/v1/segments/{name}",
+    response_model=DeletedDefinitionOut,
+    tags=["segments"],
+    responses=error_responses(404, 409),
+)
 async def delete_segment(pipe: Pipe, name: str, request: Request) -> dict[str, Any]:
     """Delete a segment (refused while another segment reads it)."""
     return await _delete(pipe, "segment", name, _now(request))
@@ -195,12 +208,21 @@ async def list_computed_traits(pipe: Pipe) -> dict[str, Any]:
     return {"computed_traits": [d for d in pipe.definitions() if d["kind"] == "computed_trait"]}
 
 
-@router.get("/api/v1/computed-traits/{name}", response_model=DefinitionOut, tags=["computed traits"])
+@router.get(
+    "/api/v1/computed-traits/{name}",
+    response_model=DefinitionOut,
+    tags=["computed traits"],
+    responses=error_responses(404),
+)
 async def get_computed_trait(pipe: Pipe, name: str) -> dict[str, Any]:
     return pipe.definition("computed_trait", name)
 
 
-@router.put("/api/v1/computed-traits/{name}", response_model=DefinitionOut, tags=["computed traits"])
+@router.put(
+    "/api/v1/computed-traits/{name}",
+    response_model=DefinitionOut,
+    tags=["computed traits"],
+)
 async def put_computed_trait(pipe: Pipe, name: str, body: ComputedTraitIn, request: Request) -> dict[str, Any]:
     """Create or change a computed trait; its history is counted in the background (status building)."""
     return await put_definition(
@@ -208,7 +230,12 @@ async def put_computed_trait(pipe: Pipe, name: str, body: ComputedTraitIn, reque
     )
 
 
-@router.delete("/api/v1/computed-traits/{name}", response_model=DeletedDefinitionOut, tags=["computed traits"])
+@router.delete(
+    "/api/v1/computed-traits/{name}",
+    response_model=DeletedDefinitionOut,
+    tags=["computed traits"],
+    responses=error_responses(404, 409),
+)
 async def delete_computed_trait(pipe: Pipe, name: str, request: Request) -> dict[str, Any]:
     """Delete a computed trait (refused while a segment reads it)."""
     return await _delete(pipe, "computed_trait", name, _now(request))

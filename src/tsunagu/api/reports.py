@@ -26,6 +26,7 @@ from ..core.errors import InvalidInput, NotFound
 from ..core.people import Person
 from ..core.segments import day_of
 from .admin import Pipe, _decode_cursor, _encode_cursor, iso
+from .errors import error_responses
 
 if TYPE_CHECKING:
     from ..pipeline import WorkspacePipeline
@@ -287,7 +288,7 @@ class MembersOut(BaseModel):
 router = APIRouter(tags=["segment reports"])
 
 
-@router.get("/api/v1/segments/overlap", response_model=OverlapOut)
+@router.get("/api/v1/segments/overlap", response_model=OverlapOut, responses=error_responses(404))
 async def segments_overlap(
     pipe: Pipe,
     a: Annotated[str, Query(description="a segment name")],
@@ -297,7 +298,7 @@ async def segments_overlap(
     return overlap(pipe, a, b)
 
 
-@router.get("/api/v1/segments/{name}/report", response_model=SegmentReportOut)
+@router.get("/api/v1/segments/{name}/report", response_model=SegmentReportOut, responses=error_responses(404))
 async def report(
     pipe: Pipe, name: str, request: Request, days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30
 ) -> dict[str, Any]:
@@ -305,7 +306,7 @@ async def report(
     return await segment_report(pipe, name, days, request.app.state.platform.clock())
 
 
-@router.get("/api/v1/segments/{name}/members", response_model=MembersOut)
+@router.get("/api/v1/segments/{name}/members", response_model=MembersOut, responses=error_responses(404))
 async def members(
     pipe: Pipe,
     name: str,
@@ -336,7 +337,7 @@ async def members(
 @router.get(
     "/api/v1/segments/{name}/members.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with a BOM"}},
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 with a BOM"}, **error_responses(404)},
 )
 async def members_download(
     pipe: Pipe,

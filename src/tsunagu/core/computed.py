@@ -23,15 +23,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from . import userdata
+from . import storable, userdata
 from .errors import FieldError, InvalidInput
 from .segments import (
     MAX_WINDOW_DAYS,
     Check,
+    ComputedIs,
     Did,
+    InSegment,
+    Not,
     Rule,
     Segment,
     _filters,
+    _one_of,
     _parse,
     compile_rule,
     did_matches,
@@ -121,8 +125,11 @@ ComputedTrait = Aggregate | Cases
 
 
 def parse_computed(data: Any, path: str = "computed_trait") -> ComputedTrait:
-    errors: list[FieldError] = []
-    out = _parse_computed(data, path, errors)
+    """Parse and validate a computed trait; every problem is reported with its exact path.
+
+    Total: any JSON value gives a computed trait or `InvalidInput`, never another exception."""
+    errors = storable.problems(data, path)
+    out = _parse_computed(data, path, errors) if not errors else None
     if errors:
         raise InvalidInput.for_fields(errors)
     assert out is not None
@@ -160,11 +167,10 @@ def _parse_computed(data: Any, path: str, errors: list[FieldError]) -> ComputedT
                 _plain(case["value"], f"{p}.value", errors)
                 parsed.append((rule, case["value"]))
         _plain(data.get("else"), f"{path}.else", errors)
-        trait = Cases(name, tuple(parsed), data.get("else"), description)
-        seg = trait.reads()
-        if seg.segments or seg.computed:
+        if any(_reads_definitions(rule) for rule, _ in parsed):
             errors.append(FieldError(f"{path}.cases", "a case may not read segments or other computed traits"))
-        return trait
+        # Built only when valid: `Cases` compiles its rules, which an invalid rule would break.
+        return None if errors else Cases(name, tuple(parsed), data.get("else"), description)
     unknown = set(data) - {"name", "event", "agg", "property", "channel", "store_id", "where", "window",
                            "within_days", "description"}  # fmt: skip
     if unknown:
@@ -173,14 +179,17 @@ def _parse_computed(data: Any, path: str, errors: list[FieldError]) -> ComputedT
     if not isinstance(event, str) or not event:
         errors.append(FieldError(f"{path}.event", "must be an event name"))
         event = ""
-    agg = data.get("agg")
-    if agg not in AGGS:
-        errors.append(FieldError(f"{path}.agg", f"{agg!r} is not one of {', '.join(AGGS)}"))
+    if "agg" not in data:
+        errors.append(FieldError(f"{path}.agg", f"is needed: one of {', '.join(AGGS)}"))
+    agg = _one_of(data, "agg", AGGS, "count", path, errors)
     prop = data.get("property")
     if agg in _NEEDS_PROPERTY and (not isinstance(prop, str) or not prop):
         errors.append(FieldError(f"{path}.property", f"is needed for {agg}: the property to aggregate"))
-    if prop is not None and not isinstance(prop, str):
+    elif prop is not None and not isinstance(prop, str):
         errors.append(FieldError(f"{path}.property", "must be a property path such as revenue or items.category"))
+        prop = None
+    elif prop is not None and agg != "count" and "" in prop.split("."):  # count reads no property
+        errors.append(FieldError(f"{path}.property", "must be a property path with no empty part between dots"))
         prop = None
     where = _filters(data, path, errors)
     window = data.get("window", "all_time")
@@ -191,10 +200,19 @@ def _parse_computed(data: Any, path: str, errors: list[FieldError]) -> ComputedT
         if not isinstance(within, int) or isinstance(within, bool) or not 1 <= within <= MAX_WINDOW_DAYS:
             errors.append(FieldError(f"{path}.within_days", f"must be a whole number of days, 1 to {MAX_WINDOW_DAYS}"))
             within = None
-    elif window not in COMPUTED_WINDOWS:
-        errors.append(FieldError(f"{path}.window", f"{window!r} is not one of {', '.join(COMPUTED_WINDOWS)}"))
-    return Aggregate(name, event, str(agg), prop if agg != "count" else None, data.get("channel"),
+    else:
+        window = _one_of(data, "window", COMPUTED_WINDOWS, "all_time", path, errors)
+    return Aggregate(name, event, agg, prop if agg != "count" else None, data.get("channel"),
                      data.get("store_id"), where, window, within, description)  # fmt: skip
+
+
+def _reads_definitions(rule: Rule) -> bool:
+    """Does the rule read a segment or a computed trait?"""
+    if isinstance(rule, (InSegment, ComputedIs)):
+        return True
+    if isinstance(rule, Not):
+        return _reads_definitions(rule.rule)
+    return any(_reads_definitions(r) for r in getattr(rule, "rules", ()))
 
 
 def _plain(value: Any, path: str, errors: list[FieldError]) -> None:

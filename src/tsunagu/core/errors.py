@@ -6,7 +6,8 @@ TsunaguError
 ├── Unauthorized        401  missing or wrong write key / token
 ├── Forbidden           403  credentials valid, but not for this
 ├── NotFound            404
-└── Unavailable         503  storage could not make the event durable
+├── Conflict            409  the change contradicts the workspace's state (another definition reads it)
+└── Unavailable         503  storage could not make the event durable; the workspace is recovering
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "Conflict",
     "FieldError",
     "Forbidden",
     "InvalidInput",
@@ -90,6 +92,11 @@ class Forbidden(TsunaguError):
 class NotFound(TsunaguError):
     status = 404
     code = "not_found"
+
+
+class Conflict(TsunaguError):
+    status = 409
+    code = "conflict"
 
 
 class Unavailable(TsunaguError):

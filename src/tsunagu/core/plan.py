@@ -21,17 +21,20 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import storable
 from .computed import parse_computed
 from .errors import FieldError, InvalidInput
 from .segments import Segment, parse_rule
 
-__all__ = ["ACTIONS", "KINDS", "NAME", "Change", "flatten_document", "json_diff", "plan"]
+__all__ = ["ACTIONS", "KINDS", "NAME", "RESERVED", "Change", "flatten_document", "json_diff", "plan"]
 
 KINDS = ("computed_trait", "segment")
 ACTIONS = ("create", "update", "unchanged", "delete")
 #: what a definition may be called (the pipeline refuses other names the same way)
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _SEGMENT_FIELDS = {"kind", "name", "rule", "description"}
+#: names the admin API's paths take for themselves (`/api/v1/segments/overlap`)
+RESERVED = {"segment": ("overlap", "preview")}
 #: the grouped file format's keys, and the kind each holds
 _GROUPS = {"computed_traits": "computed_trait", "segments": "segment"}
 
@@ -68,6 +71,9 @@ def flatten_document(data: Any, source: str = "") -> tuple[list[Any], list[str]]
     The second list names each item's place in the file (`retail.yaml: segments[1]`).
     """
     prefix = f"{source}: " if source else ""
+    unkept = storable.problems(data, source)
+    if unkept:
+        raise InvalidInput.for_fields(unkept)
     if isinstance(data, list):
         return list(data), [f"{prefix}[{i}]" for i in range(len(data))]
     if not isinstance(data, dict):
@@ -102,6 +108,10 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
         if not isinstance(item, dict):
             errors.append(FieldError(path, "must be an object with kind and name", i))
             continue
+        unkept = storable.problems(item, path)
+        if unkept:
+            errors += [FieldError(e.field, e.reason, i) for e in unkept]
+            continue
         kind, name = item.get("kind"), item.get("name")
         if kind not in KINDS:
             errors.append(FieldError(f"{path}.kind", f"{kind!r} is not one of {', '.join(KINDS)}", i))
@@ -110,6 +120,10 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
             errors.append(
                 FieldError(f"{path}.name", "must be 1-64 letters, digits, _ . - (starting with a letter or digit)", i)
             )
+            continue
+        if name in RESERVED.get(kind, ()):
+            where = f"/api/v1/{kind}s/{name}"
+            errors.append(FieldError(f"{path}.name", f"{name!r} is reserved: {where} is another endpoint", i))
             continue
         if (kind, name) in wanted:
             other = wanted[(kind, name)][0]
@@ -156,8 +170,11 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
         changes.append(Change(action, kind, name, before, body, i, json_diff(before or {}, body)))
     if prune:
         gone = [key for key in current if key not in wanted]
-        # readers first: segments in reverse dependency order, then computed traits
-        gone.sort(key=lambda k: (k[0] == "computed_trait", -position.get(k[1], -1), k[1]))
+        # readers first: segments in reverse dependency order (as they read now: what
+        # `final` keeps no longer counts), then computed traits
+        now_order, _ = _topological({name: _reads(body) for (kind, name), body in current.items() if kind == "segment"})
+        now_position = {name: n for n, name in enumerate(now_order)}
+        gone.sort(key=lambda k: (k[0] == "computed_trait", -now_position.get(k[1], -1), k[1]))
         changes += [Change("delete", kind, name, current[(kind, name)], None) for kind, name in gone]
     return changes
 

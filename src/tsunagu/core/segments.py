@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import userdata
+from . import storable, userdata
 from .errors import FieldError, InvalidInput
 from .userdata import STATS, WINDOWS
 
@@ -50,6 +50,8 @@ __all__ = [
 
 COMPARISONS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "exists", "not_exists", "contains")
 MAX_WINDOW_DAYS = 3660
+#: how deep all/any/not may nest: evaluation, the SQL compiler and its printer recurse per level
+MAX_RULE_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -189,28 +191,45 @@ def _collect(rule: Rule, seg: Segment) -> None:
 
 _NODES = ("all", "any", "not", "trait", "did", "first_did", "data", "last", "computed", "segment")
 _DID_FIELDS = {"did", "channel", "store_id", "where", "within_days", "since", "count"}
+_FIRST_SINCE = (date(1900, 1, 1) - date(1970, 1, 1)).days
 
 
 def parse_rule(data: Any, path: str = "rule") -> Rule:
-    """Parse and validate a rule; every problem is reported with its exact path."""
-    errors: list[FieldError] = []
-    rule = _parse(data, path, errors)
+    """Parse and validate a rule; every problem is reported with its exact path.
+
+    Total: any JSON value gives a rule or `InvalidInput`, never another exception."""
+    errors = storable.problems(data, path)
+    rule = _parse(data, path, errors) if not errors else None
     if errors:
         raise InvalidInput.for_fields(errors)
     assert rule is not None
     return rule
 
 
+def _one_of(data: dict[str, Any], key: str, options: tuple[str, ...], default: str, path: str,
+            errors: list[FieldError]) -> str:  # fmt: skip
+    """`data[key]`, one of `options` (`default` when absent); an error, and `default`, otherwise."""
+    value = data.get(key, default)
+    if not isinstance(value, str) or value not in options:
+        errors.append(FieldError(f"{path}.{key}", f"{value!r} is not one of {', '.join(options)}"))
+        return default
+    return value
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
 def _comparison(data: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[str, Any]:
-    op = data.get("op", "eq")
-    if op not in COMPARISONS:
-        errors.append(FieldError(f"{path}.op", f"{op!r} is not one of {', '.join(COMPARISONS)}"))
+    op = _one_of(data, "op", COMPARISONS, "eq", path, errors)
+    if "op" in data and op != data["op"]:
+        return op, None  # the value's checks depend on the op
     value = data.get("value")
     if op in ("gt", "gte", "lt", "lte") and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         errors.append(FieldError(f"{path}.value", f"must be a number for {op}"))
     if op == "in" and not isinstance(value, list):
         errors.append(FieldError(f"{path}.value", "must be a list for in"))
-    if op in ("eq", "neq", "contains") and not isinstance(value, (str, int, float, bool)):
+    if op in ("eq", "neq", "contains") and not _plain(value):
         errors.append(FieldError(f"{path}.value", f"must be a string, number or boolean for {op}"))
     return op, tuple(value) if isinstance(value, list) else value
 
@@ -223,6 +242,15 @@ def _name(data: dict[str, Any], key: str, path: str, errors: list[FieldError], w
     return name
 
 
+def _field_path(data: dict[str, Any], key: str, path: str, errors: list[FieldError], what: str) -> str:
+    """A dotted path (`buy.items.price`): a name whose parts are not empty."""
+    name = _name(data, key, path, errors, what)
+    if name and "" in name.split("."):
+        errors.append(FieldError(f"{path}.{key}", f"must be {what}, with no empty part between dots"))
+        return ""
+    return name
+
+
 def _unknown(data: dict[str, Any], allowed: set[str], path: str, errors: list[FieldError], what: str) -> None:
     unknown = set(data) - allowed
     if unknown:
@@ -231,8 +259,11 @@ def _unknown(data: dict[str, Any], allowed: set[str], path: str, errors: list[Fi
 
 def _filters(data: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[tuple[str, Any], ...]:
     where = data.get("where", {})
-    if not isinstance(where, dict) or not all(isinstance(v, (str, int, float, bool)) for v in where.values()):
+    if not isinstance(where, dict) or not all(_plain(v) for v in where.values()):
         errors.append(FieldError(f"{path}.where", "must map property names to plain values"))
+        where = {}
+    if "" in where:
+        errors.append(FieldError(f"{path}.where", "a property name may not be empty"))
         where = {}
     for name in ("channel", "store_id"):
         if data.get(name) is not None and not isinstance(data[name], str):
@@ -250,9 +281,12 @@ def _within(data: dict[str, Any], path: str, errors: list[FieldError], required:
     return within
 
 
-def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
+def _parse(data: Any, path: str, errors: list[FieldError], depth: int = 0) -> Rule | None:
     if not isinstance(data, dict) or len([k for k in _NODES if k in data]) != 1:
         errors.append(FieldError(path, f"must be an object with exactly one of {', '.join(_NODES)}"))
+        return None
+    if ("all" in data or "any" in data or "not" in data) and depth >= MAX_RULE_DEPTH:
+        errors.append(FieldError(path, f"nests all, any and not more than {MAX_RULE_DEPTH} levels deep"))
         return None
     if "all" in data or "any" in data:
         key = "all" if "all" in data else "any"
@@ -260,11 +294,11 @@ def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
         if not isinstance(items, list) or not items:
             errors.append(FieldError(f"{path}.{key}", "must be a non-empty list of rules"))
             return None
-        parsed = [_parse(item, f"{path}.{key}[{i}]", errors) for i, item in enumerate(items)]
+        parsed = [_parse(item, f"{path}.{key}[{i}]", errors, depth + 1) for i, item in enumerate(items)]
         rules = tuple(r for r in parsed if r is not None)
         return All(rules) if key == "all" else Any_(rules)
     if "not" in data:
-        inner = _parse(data["not"], f"{path}.not", errors)
+        inner = _parse(data["not"], f"{path}.not", errors, depth + 1)
         return Not(inner) if inner is not None else None
     if "trait" in data:
         name = _name(data, "trait", path, errors, "a trait name")
@@ -303,6 +337,9 @@ def _parse(data: Any, path: str, errors: list[FieldError]) -> Rule | None:
             since_day = None
         if since_day is None:
             errors.append(FieldError(f"{path}.since", "must be a date, YYYY-MM-DD"))
+        elif since_day < _FIRST_SINCE:  # year 1 in a zone east of UTC starts in year 0: no datetime holds it
+            errors.append(FieldError(f"{path}.since", "must be a date from 1900-01-01 on"))
+            since_day = None
     where = _filters(data, path, errors)
     count = data.get("count", {"op": "gte", "value": 1})
     if not isinstance(count, dict) or count.get("op", "gte") not in ("eq", "gte", "gt", "lte", "lt"):
@@ -319,18 +356,14 @@ def _parse_data(data: dict[str, Any], path: str, errors: list[FieldError]) -> Da
     if "last" in data:
         # sugar: a property of the last such event
         _unknown(data, {"last", "property", "op", "value"}, path, errors, "a last condition")
-        event = _name(data, "last", path, errors, "an event name")
-        prop = _name(data, "property", path, errors, "a property name")
+        event = _field_path(data, "last", path, errors, "an event name")  # the first part of a field
+        prop = _field_path(data, "property", path, errors, "a property name")
         op, value = _comparison(data, path, errors)
         return DataIs(f"{event}.{prop}", "last", "all_time", op, value)
     _unknown(data, {"data", "stat", "window", "op", "value"}, path, errors, "a data condition")
-    name = _name(data, "data", path, errors, "a user data field, such as buy.revenue")
-    stat = data.get("stat", "count")
-    if stat not in STATS:
-        errors.append(FieldError(f"{path}.stat", f"{stat!r} is not one of {', '.join(STATS)}"))
-    window = data.get("window", "all_time")
-    if window not in WINDOWS:
-        errors.append(FieldError(f"{path}.window", f"{window!r} is not one of {', '.join(WINDOWS)}"))
+    name = _field_path(data, "data", path, errors, "a user data field, such as buy.revenue")
+    stat = _one_of(data, "stat", STATS, "count", path, errors)
+    window = _one_of(data, "window", WINDOWS, "all_time", path, errors)
     op, value = _comparison(data, path, errors)
     return DataIs(name, stat, window, op, value)
 

@@ -42,8 +42,28 @@ def num(value: float) -> exp.Literal:
 
 
 def json_path(parts: Sequence[str]) -> exp.Expression:
-    """`$.a.b` as a path each dialect prints its own way (a key that needs it is quoted)."""
+    """`$.a.b` as a path each dialect prints its own way (a key that needs it is quoted).
+
+    Print it with `to_sql`: DuckDB needs a backslash in a key escaped too."""
     return exp.JSONPath(expressions=[exp.JSONPathRoot(), *(exp.JSONPathKey(this=p) for p in parts)])
+
+
+def _duckdb_path_key(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.JSONPathKey) and isinstance(node.this, str) and "\\" in node.this:
+        return exp.JSONPathKey(this=node.this.replace("\\", "\\\\"))
+    return node
+
+
+def to_sql(query: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+    r"""The query's text in `dialect`: the one way the compilers print SQL.
+
+    DuckDB reads `\\` and `\"` in a quoted path key as escapes, and sqlglot escapes only the
+    quote: a key ending in a backslash (`$."\"`) broke the query, and a key holding `\\`
+    named another key. So a key's backslashes are doubled for DuckDB first.
+    """
+    if dialect == "duckdb" and any("\\" in k.name for k in query.find_all(exp.JSONPathKey)):
+        query = query.transform(_duckdb_path_key)
+    return query.sql(dialect=dialect, pretty=pretty)
 
 
 def json_value(column: exp.Expression, parts: Sequence[str]) -> exp.Expression:

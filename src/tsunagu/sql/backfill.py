@@ -31,7 +31,7 @@ from sqlglot import exp
 from ..core import userdata
 from ..core.computed import Aggregate, parse_computed
 from ..core.live import Backfill
-from ._rows import NUMERIC_TYPES, case, col, day_number, event_filter, in_, lit, num, number_of, value_rows
+from ._rows import NUMERIC_TYPES, case, col, day_number, event_filter, in_, lit, num, number_of, to_sql, value_rows
 
 __all__ = [
     "aggregate_query",
@@ -250,17 +250,17 @@ def run_backfill(
     if kind == "counter":
         assert not isinstance(spec, Aggregate)
         query = counter_query(spec, upto_seq=upto_seq, timezone=timezone, after=after, limit=limit)
-        return [(pid, int(day), int(n)) for pid, day, n in con.execute(query.sql(dialect="duckdb")).fetchall()]
+        return [(pid, int(day), int(n)) for pid, day, n in con.execute(to_sql(query)).fetchall()]
     if kind != "computed":
         raise ValueError(f"unknown back-fill kind {kind!r}: counter or computed")
     query = aggregate_query(_trait(spec, key), upto_seq=upto_seq, timezone=timezone, after=after, limit=limit)
-    return [(r[0], int(r[1]), stats_from_row(r[2:])) for r in con.execute(query.sql(dialect="duckdb")).fetchall()]
+    return [(r[0], int(r[1]), stats_from_row(r[2:])) for r in con.execute(to_sql(query)).fetchall()]
 
 
 def backfill_persons(con: duckdb.DuckDBPyConnection, upto_seq: int) -> list[str]:
     """Every person id (as the events hold them) with an event before `upto_seq`, sorted."""
     query = _persons_before(upto_seq, "", None)
-    return [r[0] for r in con.execute(query.sql(dialect="duckdb")).fetchall()]
+    return [r[0] for r in con.execute(to_sql(query)).fetchall()]
 
 
 def _query(backfill: Backfill, timezone: str) -> exp.Select:
@@ -295,7 +295,7 @@ def prepare_backfill(con: duckdb.DuckDBPyConnection, backfill: Backfill, *, time
     name = backfill_table(backfill, timezone)
     if name in _tables(con, name):
         return name
-    sql = _query(backfill, timezone).sql(dialect="duckdb")
+    sql = to_sql(_query(backfill, timezone))
     try:
         con.execute(f"CREATE TABLE {name} AS {sql}")
     except duckdb.InvalidInputException as exc:  # "Cannot execute statement of type CREATE on database ..."

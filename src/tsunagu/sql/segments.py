@@ -67,11 +67,12 @@ from ._rows import (
     number_of,
     number_text,
     sessions,
+    to_sql,
     try_number,
     value_rows,
 )
 
-__all__ = ["DIALECTS", "compile_segment", "computed_query", "segment_query"]
+__all__ = ["DIALECTS", "compile_segment", "computed_query", "segment_query", "to_sql"]
 
 DIALECTS = ("duckdb", "postgres", "bigquery", "snowflake", "clickhouse")
 _EVENTS = "person_events"
@@ -516,4 +517,4 @@ def compile_segment(
     if dialect not in DIALECTS:
         raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS, copy=False)}")
     query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments)
-    return query.sql(dialect=dialect, pretty=pretty)
+    return to_sql(query, dialect, pretty=pretty)
