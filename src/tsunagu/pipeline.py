@@ -221,6 +221,12 @@ class WorkspacePipeline:
             await asyncio.to_thread(self._close_stores)
             raise
         self._analytics.start(self._log.tail, read_record, self.flush_interval, self._analytics_reject)
+        for kind, name, reason in self.engine.live.skipped:
+            ref = self.new_ref()
+            log.error("%s: stored %s %r no longer parses and is skipped (ref %s): %s",
+                      self.workspace, kind, name, ref, reason)  # fmt: skip
+            self.quarantine.add("definition", ref, reason=f"{kind} {name}: {reason}", at=now)
+        self.engine.live.skipped.clear()
         if self.stats["replayed"]:
             await self.checkpoint()
         if self.applied_seq == 0 and self.config.retail_traits:
@@ -333,7 +339,13 @@ class WorkspacePipeline:
                     self.engine.apply(events)
                     replayed += len(events)
                 else:
-                    self._apply_control(rec.kind, rec.seq, msgspec.msgpack.decode(rec.body))
+                    body = msgspec.msgpack.decode(rec.body)
+                    try:
+                        self._apply_control(rec.kind, rec.seq, body)
+                    except InvalidInput as exc:  # a definition the rules of today refuse
+                        if rec.kind != "define":
+                            raise
+                        self.engine.live.skipped.append((body["kind"], body["name"], exc.message))
         self.applied_seq = self.committed_seq = seq
         since = now - self.config.dedupe_days * DAY_MS
         for received_at, ids in self._log.recent_ids(since):

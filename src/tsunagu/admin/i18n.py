@@ -204,6 +204,7 @@ _TEXT |= {
     "source_engine": {"ja": "エンジン（送信元へ拒否済み）", "en": "Engine (refused to the sender)"},
     "source_analytics": {"ja": "分析ストア（ログには保存済み）", "en": "Analytics store (kept in the log)"},
     "source_checkpoint": {"ja": "チェックポイント（数値を調整）", "en": "Checkpoint (numbers adjusted)"},
+    "source_definition": {"ja": "定義（読み込めず停止中）", "en": "Definition (no longer parses: off)"},
     "reason": {"ja": "理由", "en": "Reason"},
     "reference": {"ja": "参照番号", "en": "Reference"},
     "message_id": {"ja": "メッセージID", "en": "Message id"},

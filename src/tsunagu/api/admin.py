@@ -131,6 +131,7 @@ class WorkspaceOut(BaseModel):
     events_accepted_since_start: int
     log_seq: int
     config: dict[str, Any]
+    set_aside: dict[str, int] = Field(description="quarantine entries by source (GET /api/v1/quarantine)")
 
 
 def _encode_cursor(value: Any) -> str:
@@ -262,6 +263,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "events_accepted_since_start": pipe.stats["accepted"],
             "log_seq": pipe.committed_seq,
             "config": msgspec.to_builtins(pipe.config),
+            "set_aside": await asyncio.to_thread(pipe.quarantine.counts),
         }
 
     @app.get("/api/v1/people/lookup", response_model=PersonOut, tags=["people"], responses=error_responses(404))
@@ -366,6 +368,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
     from .definitions import router as definitions_router  # it imports this module
 
     app.include_router(definitions_router)
+    from .quarantine import router as quarantine_router  # it imports this module
+
+    app.include_router(quarantine_router)
     document_errors(app)
     return app
 

@@ -124,6 +124,8 @@ class Live:
         self.zone = zone
         self.day_of = _DayCache(zone)
         self.definitions: dict[tuple[str, str], Definition] = {}
+        #: stored definitions that did not parse when loaded: (kind, name, reason)
+        self.skipped: list[tuple[str, str, str]] = []
         self.segments: dict[str, Segment] = {}  # in dependency order
         self.computed: dict[str, ComputedTrait] = {}
         self.backfills: dict[str, Backfill] = {}
@@ -695,12 +697,20 @@ class Live:
             self.definitions[(d["kind"], d["name"])] = Definition(
                 d["kind"], d["name"], d["body"], d["seq"], d["version"]
             )
-        for (kind, name), d in self.definitions.items():
-            if kind == "computed_trait":
-                self.computed[name] = parse_computed({**d.body, "name": name})
-        for (kind, name), d in self.definitions.items():
-            if kind == "segment":
-                self.segments[name] = Segment(name, parse_rule(d.body["rule"]))
+        # A definition stored under older, looser rules that no longer parses is skipped
+        # (and reported in `skipped`), so the workspace opens without it.
+        for kind in ("computed_trait", "segment"):
+            for (k, name), d in list(self.definitions.items()):
+                if k != kind:
+                    continue
+                try:
+                    if kind == "computed_trait":
+                        self.computed[name] = parse_computed({**d.body, "name": name})
+                    else:
+                        self.segments[name] = Segment(name, parse_rule(d.body["rule"]))
+                except (InvalidInput, KeyError, TypeError) as exc:
+                    del self.definitions[(k, name)]
+                    self.skipped.append((kind, name, getattr(exc, "message", None) or repr(exc)))
         self.backfills = {
             f"{b['kind']}:{b['key']}": Backfill(b["kind"], b["key"], b["upto_seq"], b["cursor"], b["rows"], b["spec"])
             for b in state.get("backfills", ())

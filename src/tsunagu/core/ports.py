@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["AnalyticsStore", "EventLog", "LogRecord", "StateStore"]
+__all__ = ["QUARANTINE_SOURCES", "AnalyticsStore", "EventLog", "LogRecord", "Quarantine", "StateStore"]
+
+#: where what a workspace could not take comes from (docs/storage.md#the-quarantine)
+QUARANTINE_SOURCES = ("engine", "analytics", "checkpoint", "definition")
 
 
 @dataclass(slots=True)
@@ -75,5 +78,32 @@ class AnalyticsStore(Protocol):
     def write(self, batch: Any) -> None: ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+class Quarantine(Protocol):
+    """What a workspace could not take, kept with the reason for admins to see."""
+
+    def add(
+        self,
+        source: str,
+        ref: str,
+        *,
+        reason: str,
+        at: int,
+        seq: int | None = None,
+        message_id: str | None = None,
+        person_id: str | None = None,
+        body: bytes = b"",
+    ) -> None: ...
+
+    def entries(
+        self, *, limit: int = 100, source: str | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def forget(self, person_ids: list[str], message_ids: Sequence[str] = ()) -> int: ...
 
     def close(self) -> None: ...

@@ -1,9 +1,11 @@
 """The quarantine: what a workspace could not take, kept for admins to see and fix.
 
-Three sources put things here, each with the reason and a reference the server log
+Four sources put things here, each with the reason and a reference the server log
 repeats: `engine` (an event the engine failed on: refused to its client, kept here),
 `analytics` (a row the analytics writer could not write: skipped there, still in the
-log) and `checkpoint` (a person whose state had to be adjusted to be checkpointed).
+log) and `checkpoint` (a person whose state had to be adjusted to be checkpointed) and
+`definition` (a stored definition the current parser refuses: skipped when the
+workspace opens, so the workspace still opens).
 Entries carry the person where one is known, so forgetting a person removes theirs.
 """
 
@@ -15,15 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SOURCES", "SqliteQuarantine"]
+from ..core.ports import QUARANTINE_SOURCES as SOURCES
 
-SOURCES = ("engine", "analytics", "checkpoint")
+__all__ = ["SOURCES", "SqliteQuarantine"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,           -- when it was put here (ms)
-    source TEXT NOT NULL,          -- engine | analytics | checkpoint
+    source TEXT NOT NULL,          -- engine | analytics | checkpoint | definition
     ref TEXT NOT NULL,             -- the reference the server log and the client's answer give
     reason TEXT NOT NULL,
     seq INTEGER,                   -- the log record, for analytics rows
