@@ -173,9 +173,12 @@ class Platform:
         admin = build_admin_app(self)
         from starlette.responses import RedirectResponse
 
+        from .admin.headers import SecurityHeaders
         from .admin.views import build_ui
 
         admin.mount("/ui", build_ui(self))
+        # the redirects into the UI (`/`, `/ui`) answer outside it: give them its headers
+        redirects = SecurityHeaders(admin)
 
         @admin.get("/", include_in_schema=False)
         async def _root() -> RedirectResponse:
@@ -192,6 +195,8 @@ class Platform:
                 await handle_settings(platform, scope, receive, send)
             elif scope["type"] == "http" and is_browser_sdk_path(scope["path"]):
                 await handle_browser_sdk(scope, receive, send)
+            elif scope["type"] == "http" and scope["path"] in ("/", "/ui"):
+                await redirects(scope, receive, send)
             elif scope["type"] == "lifespan":
                 await _lifespan(platform, receive, send)
             else:

@@ -61,6 +61,8 @@ CASES: dict[str, tuple[Callable[[httpx.Client, Workspace], httpx.Response], int]
     "the live fragment": (lambda c, ws: c.get("/ui/live?fragment=1"), 200),
     "a redirect to the login": (lambda c, ws: httpx.get(f"{c.base_url}/ui/people", follow_redirects=False), 303),
     "the language switch": (lambda c, ws: c.get("/ui/lang?to=en&next=/ui/people"), 303),
+    "the root's redirect to the UI": (lambda c, ws: httpx.get(f"{c.base_url}/", follow_redirects=False), 307),
+    "the redirect from /ui to /ui/": (lambda c, ws: httpx.get(f"{c.base_url}/ui", follow_redirects=False), 307),
     "a static stylesheet": (lambda c, ws: c.get("/ui/static/style.css"), 200),
     "a static script": (lambda c, ws: c.get("/ui/static/builder.js"), 200),
     "a missing static file": (lambda c, ws: c.get("/ui/static/nope.css"), 404),

@@ -65,8 +65,6 @@ _CHANNEL_ALIASES = {"browser": "web", "client": "web", "mobile": "app"}
 _CHANNEL_RE = re.compile(r"^[a-z0-9_\-]{1,32}$")
 _FAST_TYPES = frozenset({"track", "page", "screen", "identify"})
 _PLAIN_CHANNELS = frozenset({"web", "app", "store", "email", "line", "server", "push", "pos", "call_center", "sms"})
-_EMPTY = msgspec.Raw(b"")
-
 Id = str | int | float | None
 
 
@@ -81,10 +79,10 @@ class Message(msgspec.Struct, gc=False):
     anonymousId: Id = None
     previousId: Id = None
     groupId: Id = None
-    properties: msgspec.Raw = _EMPTY
+    properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
-    context: msgspec.Raw = _EMPTY
-    integrations: msgspec.Raw = _EMPTY  # checked like the rest, then dropped: nothing reads it yet
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None  # checked like the rest, then dropped: nothing reads it yet
     timestamp: datetime | None = None
     originalTimestamp: datetime | None = None
     sentAt: datetime | None = None
@@ -136,7 +134,7 @@ class Event(msgspec.Struct, array_like=True, gc=False):
 _message_decoder = msgspec.json.Decoder(Message)
 _batch_decoder = msgspec.json.Decoder(Batch)
 _json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder().decode
+_NO_CONTEXT: dict[str, Any] = {}
 _msgpack_encode = msgspec.msgpack.Encoder().encode
 # a client clock this far ahead is broken, not skewed
 MAX_FUTURE_MS = 86_400_000
@@ -181,11 +179,21 @@ def decode_message(raw: bytes | msgspec.Raw, prefix: str = "") -> Message:
             prefix, f"event is {len(raw):,} bytes; the limit is {MAX_EVENT_BYTES // 1024} KB"
         )
     try:
+        # msgspec refuses invalid UTF-8, unpaired surrogates and floats past 1.8e308 as
+        # it decodes; what it decodes and no store could hold is integers past 64 bits.
         msg = _message_decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise _invalid(_decode_error(exc, prefix, raw)) from None
     if raw.count(b"{") + raw.count(b"[") > MAX_NESTING:
         _check_depth(msg, prefix)
+    if _LONG_RUN in raw.translate(_DIGITS_ONLY):
+        errors: list[FieldError] = []
+        for name in ("properties", "traits", "context", "integrations"):
+            value = getattr(msg, name)
+            if value and (err := _first_bad(value, f"{prefix}.{name}" if prefix else name)) is not None:
+                errors.append(err)
+        if errors:
+            raise InvalidInput.for_fields(errors)
     return msg
 
 
@@ -201,14 +209,15 @@ def decode_batch(body: bytes) -> Batch:
             err = FieldError("batch", "required: a list of messages")
         raise _invalid(err) from None
     errors: list[FieldError] = []
+    long_run = _LONG_RUN in body.translate(_DIGITS_ONLY)
     for name in ("context", "integrations"):
         value = getattr(batch, name)
         if value is None:
             continue
         if not _depth_ok(value, MAX_NESTING):
             errors.append(FieldError(name, f"nested deeper than {MAX_NESTING} levels"))
-        else:
-            check_value(value, name, errors)
+        elif long_run and (err := _first_bad(value, name)) is not None:
+            errors.append(err)
     if errors:
         raise InvalidInput.for_fields(errors)
     return batch
@@ -226,23 +235,9 @@ def _depth_ok(value: Any, limit: int) -> bool:
 
 
 def _check_depth(msg: Message, prefix: str) -> None:
-    for name in ("properties", "traits", "context"):
+    for name in ("properties", "traits", "context", "integrations"):
         value = getattr(msg, name)
-        if isinstance(value, msgspec.Raw):
-            if not value:
-                continue
-            try:
-                value = msgspec.json.decode(value)
-            except RecursionError:
-                value = None
-                ok = False
-            except msgspec.DecodeError:
-                continue  # not a depth problem: the part's own check names it
-            else:
-                ok = _depth_ok(value, MAX_NESTING)
-        else:
-            ok = value is None or _depth_ok(value, MAX_NESTING)
-        if not ok:
+        if value is not None and not _depth_ok(value, MAX_NESTING):
             field = f"{prefix}.{name}" if prefix else name
             raise InvalidInput.for_field(field, f"nested deeper than {MAX_NESTING} levels")
 
@@ -343,49 +338,17 @@ def explain(raw: bytes, field: str) -> FieldError | None:
     return _first_bad(value, field)
 
 
+# An integer of 18 digits or fewer always fits in 64 bits, so only JSON text holding a run
+# of 19 digits (a number, or text inside a string) needs its numbers looked at: one C
+# pass (translate, then a substring search) instead of a walk of every value.
+_DIGITS_ONLY = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+
 def check_value(value: Any, field: str, errors: list[FieldError]) -> None:
-    """Append an error if a decoded value holds a number no store can hold.
-
-    The msgpack encoder checks every integer against its own range (−2⁶³…2⁶⁴−1) in C;
-    only when the result holds a uint64 (the marker 0xcf, also seen in ordinary data)
-    does a walk in Python look for integers past 2⁶³−1.
-    """
-    try:
-        packed = _msgpack_encode(value)
-    except (OverflowError, TypeError):
-        packed = b"\xcf"
-    if b"\xcf" in packed and (err := _first_bad(value, field)) is not None:
+    """Append an error if a value (already decoded from JSON) holds one no store can hold."""
+    if (err := _first_bad(value, field)) is not None:
         errors.append(err)
-
-
-def _object_part(raw: bytes, field: str, errors: list[FieldError]) -> tuple[bytes, dict[str, Any]]:
-    """Decode a raw JSON object part once: its canonical bytes and its value.
-
-    On a problem: an error naming the path is appended and an empty object returned.
-    """
-    if raw == b"{}":
-        return raw, {}
-    try:
-        value = _json_decode(raw)
-    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
-        errors.append(explain(raw, field) or _decode_error(exc, field))
-        return b"{}", {}
-    if type(value) is not dict:
-        errors.append(FieldError(field, "must be an object"))
-        return b"{}", {}
-    before = len(errors)
-    check_value(value, field, errors)
-    if len(errors) > before:
-        return b"{}", {}
-    return _json_encode(value), value
-
-
-def _integrations(raw: bytes, field: str, errors: list[FieldError]) -> None:
-    if raw != b"null":
-        if raw[:1] != b"{":
-            errors.append(FieldError(field, "must be an object"))
-        else:
-            _object_part(raw, field, errors)
 
 
 def to_ms(dt: datetime) -> int:
@@ -481,8 +444,6 @@ def normalize(
     kind = type_ or msg.type
     uid = msg.userId
     aid = msg.anonymousId
-    props = bytes(msg.properties) if msg.properties else b"{}"
-    raw_ctx = bytes(msg.context) if msg.context else b"{}"
     mid = msg.messageId
     if (
         not batch_context
@@ -492,21 +453,14 @@ def normalize(
         and (uid is not None or aid is not None)
         and (kind != "track" or (msg.event and len(msg.event) <= 200))
         and (mid is None or (mid.__class__ is str and len(mid) <= MAX_ID_LENGTH))
-        and props[0] == 123  # "{"
-        and raw_ctx[0] == 123
     ):
-        errors: list[FieldError] = []
-        props, _ = _object_part(props, f"{prefix}.properties" if prefix else "properties", errors)
-        raw_ctx, ctx = _object_part(raw_ctx, f"{prefix}.context" if prefix else "context", errors)
-        if msg.integrations:
-            _integrations(bytes(msg.integrations), f"{prefix}.integrations" if prefix else "integrations", errors)
+        ctx = msg.context or _NO_CONTEXT
         channel = ctx.get("channel")
         store = ctx.get("store_id")
         if store is None:
             store = ctx.get("storeId")
         if (
-            not errors
-            and (channel is None or (channel.__class__ is str and channel in _PLAIN_CHANNELS))
+            (channel is None or (channel.__class__ is str and channel in _PLAIN_CHANNELS))
             and ctx.get("store") is None
             and (store is None or (store.__class__ is str and 0 < len(store) <= MAX_ID_LENGTH))
         ):
@@ -517,10 +471,7 @@ def normalize(
             traits = msg.traits
             if not traits and kind == "identify" and isinstance(ctx.get("traits"), dict):
                 traits = ctx["traits"]
-            if traits:
-                check_value(traits, f"{prefix}.traits" if prefix else "traits", errors)
-                if errors:
-                    raise InvalidInput.for_fields(errors)
+            props = msg.properties
             return Event(
                 mid,  # type: ignore[arg-type]
                 kind,  # type: ignore[arg-type]
@@ -531,12 +482,12 @@ def normalize(
                 received_at,
                 channel,
                 store,
-                props,
+                _json_encode(props) if props else b"{}",  # canonical: a key sent twice keeps its last value
                 traits or {},
-                raw_ctx,
+                _json_encode(ctx) if ctx else b"{}",
                 None,
                 None,
-                _links(ctx),
+                _links(ctx) if "traits" in ctx or "externalIds" in ctx or "device" in ctx else None,
             )
     return _normalize_carefully(
         msg,
@@ -599,25 +550,11 @@ def _normalize_carefully(
     ):
         errors.append(FieldError(at("userId")(), "userId or anonymousId is required"))
 
-    props = bytes(msg.properties) if msg.properties else b""
-    if props in (b"", b"null"):
-        props = b"{}"
-    elif props[:1] != b"{":
-        errors.append(FieldError(at("properties")(), "must be an object"))
-        props = b"{}"
-    props, _ = _object_part(props, at("properties")(), errors)
-    raw_ctx = bytes(msg.context) if msg.context else b""
-    if raw_ctx in (b"", b"null"):
-        raw_ctx = b"{}"
-    elif raw_ctx[:1] != b"{":
-        errors.append(FieldError(at("context")(), "must be an object"))
-        raw_ctx = b"{}"
-    raw_ctx, ctx = _object_part(raw_ctx, at("context")(), errors)
-    if msg.integrations:
-        _integrations(bytes(msg.integrations), at("integrations")(), errors)
+    props = _json_encode(msg.properties) if msg.properties else b"{}"
+    ctx = msg.context or {}
     if batch_context:
         ctx = {**batch_context, **ctx}
-        raw_ctx = _json_encode(ctx)
+    raw_ctx = _json_encode(ctx) if ctx else b"{}"
 
     channel = ctx.get("channel")
     if channel is None:
@@ -639,8 +576,6 @@ def _normalize_carefully(
     traits = msg.traits
     if not traits and kind == "identify" and isinstance(ctx.get("traits"), dict):
         traits = ctx["traits"]
-    if traits:
-        check_value(traits, at("traits")(), errors)
     if errors:
         raise InvalidInput.for_fields(errors)
     if message_id is None:
