@@ -41,7 +41,10 @@ def _login(page: Any, server: Server, ws: Workspace, email: str) -> None:
 
 @pytest.mark.parametrize(
     ("locale", "notice", "source"),
-    [("ja-JP", "取り込めなかったデータが 2 件あります", "エンジン"), ("en-US", "2 items could not be taken", "Engine")],
+    [
+        ("ja-JP", "取り込めなかったデータが 2 件あります", "エンジン"),
+        ("en-US", "Set aside: 2. These could not be taken", "Engine"),
+    ],
 )
 def test_set_aside_data_shows_on_the_overview_and_its_own_page(
     browser: Any, server: Server, workspace: Workspace, locale: str, notice: str, source: str
@@ -80,5 +83,5 @@ def test_the_quarantine_page_needs_a_login_and_says_when_it_is_empty(server: Ser
         page = c.get("/ui/login")
         token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         c.post("/ui/login", data={"csrf": token, "workspace": workspace.name, "email": email, "password": PASSWORD})
-        assert "could not be taken" not in c.get("/ui/").text
+        assert "could not be taken" not in c.get("/ui/").text  # no warning when nothing was
         assert "Nothing was set aside" in c.get("/ui/quarantine").text

@@ -191,7 +191,7 @@ _TEXT |= {
     "quarantine": {"ja": "取り込めなかったデータ", "en": "Set aside"},
     "quarantine_notice": {
         "ja": "取り込めなかったデータが {n} 件あります。内容と理由を確認してください。",
-        "en": "{n} items could not be taken and were set aside. Check what they are and why.",
+        "en": "Set aside: {n}. These could not be taken; check what they are and why.",
     },
     "quarantine_lead": {
         "ja": "サーバー側の不具合で取り込めなかったイベントや、分析ストアに書き込めなかった行です。"
