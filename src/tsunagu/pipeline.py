@@ -130,17 +130,17 @@ def read_record(rec: LogRecord, batch: AnalyticsBatch) -> None:
         c["properties"] += props
         c["context"] += ctxs
         c["traits"] += traits
-    for pid, typ, ts, mid, props in markers:
-        other = props.get("merged_person_id") or props.get("refused") or props.get("person_id") or props.get("segment")
+    for pid, typ, ts, mid, m in markers:
+        other = m.get("merged_person_id") or m.get("refused") or m.get("person_id") or m.get("segment")
         for name, value in (
             ("seq", rec.seq), ("message_id", f"{mid}#{typ}:{other}"), ("person_id", pid), ("type", typ),
             ("event", None), ("channel", "system"), ("store_id", None), ("timestamp", ts), ("received_at", ts),
-            ("user_id", None), ("anonymous_id", None), ("properties", _encoder_json(props)), ("context", b"{}"),
+            ("user_id", None), ("anonymous_id", None), ("properties", _encoder_json(m)), ("context", b"{}"),
             ("traits", {}),
         ):  # fmt: skip
             c[name].append(value)
         if typ == "merge":
-            batch.merges.append((props["merged_person_id"], pid))
+            batch.merges.append((m["merged_person_id"], pid))
 
 
 class WorkspacePipeline:
@@ -176,7 +176,9 @@ class WorkspacePipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._inflight: dict[int, tuple[str, bytes, bytes]] = {}  # appended, not yet durable
-        self._completions: collections.deque[tuple[Any, int, int, asyncio.Future[Any]]] = collections.deque()
+        self._completions: collections.deque[
+            tuple[LogRecord | BaseException, int, int, int, asyncio.Future[Any], list[tuple[int, str]] | None]
+        ] = collections.deque()
         self._drain_scheduled = False
         self._checkpoint_lock = asyncio.Lock()
         self._last_checkpoint_seq = 0

@@ -216,8 +216,8 @@ def decode_batch(body: bytes) -> Batch:
             continue
         if not _depth_ok(value, MAX_NESTING):
             errors.append(FieldError(name, f"nested deeper than {MAX_NESTING} levels"))
-        elif long_run and (err := _first_bad(value, name)) is not None:
-            errors.append(err)
+        elif long_run and (bad := _first_bad(value, name)) is not None:
+            errors.append(bad)
     if errors:
         raise InvalidInput.for_fields(errors)
     return batch

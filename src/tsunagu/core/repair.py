@@ -77,9 +77,9 @@ def suspects_of(engine: Engine, event: Event, resolved: str | None) -> set[str]:
         out.add(pid)
     # a merge cut short: the loser still stands while the survivor already lists it
     for pid in list(out):
-        person = engine.persons.get(pid)
-        if person is not None:
-            out.update(person.all_ids())
+        standing = engine.persons.get(pid)
+        if standing is not None:
+            out.update(standing.all_ids())
     return out
 
 
