@@ -106,9 +106,12 @@ def test_build_count_save_and_see_it_listed_and_on_the_karte(browser, server: Se
 
     member = ws.person("user_id", "B-0")
     page.goto(f"{server.url}/ui/people/{member['person_id']}")
-    assert "gold_store_buyers" in page.inner_text("[data-test=karte-segments]")
-    assert "ltv" in page.inner_text("[data-test=karte-computed]")
+    segments = page.locator("[data-test=karte-segments]")
+    assert "店舗で買ったゴールド会員" in segments.inner_text()  # its description, in the UI's words
+    assert segments.locator('a[href="/ui/segments/gold_store_buyers/report"]').count() == 1
+    assert page.locator("[data-test=karte-computed] [data-name=ltv]").count() == 1
     data = page.locator("[data-test=karte-data]")
+    data.locator("summary").click()  # every field, folded under what a seller asks first
     assert data.locator("tr[data-field='buy.revenue']").count() == 1
     assert "アウター" in data.locator("tr[data-field='view.category']").inner_text()
 

@@ -130,7 +130,7 @@ def test_the_karte_shows_web_and_store_visits_and_where_the_anonymous_part_joine
     visits = page.locator(".visit")
     assert visits.count() == 3  # newest first: the login, the store visit, the web visit
     store = visits.nth(1)
-    assert "S001" in store.inner_text() and "¥29,800" in store.inner_text()
+    assert "渋谷店" in store.inner_text() and "¥29,800" in store.inner_text()  # the store's name, not S001
     assert [e.get_attribute("data-event") for e in store.locator(".entry").all()] == ["buy", "checkin"]
     web = visits.nth(2)
     assert [e.get_attribute("data-event") for e in web.locator(".entry").all()] == ["favorite", "view", ""]
@@ -144,11 +144,13 @@ def test_the_karte_shows_web_and_store_visits_and_where_the_anonymous_part_joine
     page.wait_for_selector(".visit")
     assert page.locator(".visit").count() == 1
 
-    # on a store tablet the profile stacks above the timeline
+    # on a store tablet: the summary, then the timeline, then the details
     page.set_viewport_size({"width": 768, "height": 1024})
     page.goto(f"{server.url}/ui/people/{person['person_id']}")
-    profile, timeline = page.locator(".profile").bounding_box(), page.locator(".timeline").bounding_box()
-    assert profile and timeline and timeline["y"] >= profile["y"] + profile["height"]
+    summary, timeline = page.locator(".summary").bounding_box(), page.locator(".timeline").bounding_box()
+    side = page.locator(".side").bounding_box()
+    assert summary and timeline and side
+    assert summary["y"] + summary["height"] <= timeline["y"] and timeline["y"] + timeline["height"] <= side["y"]
     page.set_viewport_size({"width": 1280, "height": 900})
 
     page.goto(f"{server.url}/ui/")

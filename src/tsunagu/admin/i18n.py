@@ -186,6 +186,23 @@ _TEXT |= {
 }
 
 
+# the karte (admin/karte.py, templates/karte.html)
+_TEXT |= {
+    "k_spend": {"ja": "累計購入金額", "en": "Lifetime spend"},
+    "k_purchases": {"ja": "購入回数", "en": "Purchases"},
+    "k_online": {"ja": "オンライン", "en": "online"},
+    "k_store": {"ja": "店舗", "en": "store"},
+    "k_last_purchase": {"ja": "最終購入", "en": "Last purchase"},
+    "k_store_visits": {"ja": "来店回数", "en": "Store visits"},
+    "k_shopping": {"ja": "買い物の傾向", "en": "How they shop"},
+    "k_categories_viewed": {"ja": "よく見るカテゴリ", "en": "Categories viewed"},
+    "k_products_viewed": {"ja": "よく見る商品", "en": "Products viewed"},
+    "k_category_bought": {"ja": "よく買うカテゴリ", "en": "Category bought most"},
+    "k_stores": {"ja": "利用した店舗", "en": "Stores"},
+    "visit_segments": {"ja": "セグメントの変化", "en": "Segment changes"},
+}
+
+
 # the quarantine: what the workspace could not take (admin/views.py quarantine)
 _TEXT |= {
     "quarantine": {"ja": "取り込めなかったデータ", "en": "Set aside"},

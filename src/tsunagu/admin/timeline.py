@@ -33,7 +33,8 @@ class Visit:
 
     @property
     def kind(self) -> str:
-        return {"web": "visit_web", "app": "visit_app", "store": "visit_store"}.get(self.channel, "visit_other")
+        kinds = {"web": "visit_web", "app": "visit_app", "store": "visit_store", "system": "visit_segments"}
+        return kinds.get(self.channel, "visit_other")
 
 
 def _describe(row: dict[str, Any]) -> tuple[str, float | None]:
@@ -50,6 +51,8 @@ def _describe(row: dict[str, Any]) -> tuple[str, float | None]:
         return " · ".join(f"{typ} {v}" for typ, vs in ids.items() for v in vs), None
     if row["type"] == "identity_conflict":
         return f"{p.get('type')}: {', '.join(map(str, p.get('values', [])))}", None
+    if row["type"] in ("segment_enter", "segment_exit"):
+        return str(p.get("segment", "")), None
     if row["event"] == "buy":
         items = p.get("items") or p.get("products") or []
         names = "、".join(str(i.get("product_name") or i.get("sku")) for i in items if isinstance(i, dict))
@@ -58,6 +61,8 @@ def _describe(row: dict[str, Any]) -> tuple[str, float | None]:
     if "product_name" in p or "sku" in p:
         price = p.get("price")
         return str(p.get("product_name") or p.get("sku")), price if isinstance(price, (int, float)) else None
+    if row["event"] == "checkin":
+        return str(p.get("store_name") or row.get("store_id") or ""), None
     return ", ".join(f"{k}: {v}" for k, v in p.items() if not isinstance(v, (dict, list)))[:120], None
 
 

@@ -30,6 +30,7 @@ from ..core.errors import TsunaguError
 from .account import account_routes
 from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
+from .karte import Labels, shopping, store_names
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
 from .sessions import (
@@ -208,13 +209,22 @@ def build_ui(platform: Platform) -> ASGIApp:
         names = sorted({r["event"] for r in rows if r["type"] == "track" and r["event"]})
         now = platform.clock()
         live = pipe.engine.live
+        today = live.day_of(now)
         from ..api.admin import user_data
 
+        computed = {k: v for k, v in live.computed_values(person, now).items() if v is not None}
+        lang = pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
+        descriptions = {
+            key: d.body["description"]
+            for key, d in live.definitions.items()
+            if isinstance(d.body.get("description"), str) and d.body["description"]
+        }
+        labels = Labels(lang, await store_names(pipe), descriptions)
         return render(
             request, "karte.html", s=s, p=person, traits=person.traits, visits=visits, channel=channel,
-            event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone),
-            computed={k: v for k, v in live.computed_values(person, now).items() if v is not None},
-            data=data_rows(user_data(person, live.day_of(now))),
+            event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone), computed=computed, lab=labels,
+            shop=shopping(person, computed, today), data=data_rows(user_data(person, today), limit=300),
+            zone_label=zone_label(zone, now),
         )  # fmt: skip
 
     async def live(request: Request) -> Response:
@@ -282,6 +292,12 @@ def build_ui(platform: Platform) -> ASGIApp:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return SecurityHeaders(Starlette(routes=routes))
+
+
+def zone_label(zone: ZoneInfo, now: int) -> str:
+    """The workspace's zone as the pages show it next to times: `Asia/Tokyo (JST)`."""
+    abbrev = datetime.fromtimestamp(now / 1000, UTC).astimezone(zone).strftime("%Z")
+    return f"{zone.key} ({abbrev})" if abbrev and abbrev != zone.key else zone.key
 
 
 def _fmt(ms: int | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
