@@ -81,3 +81,32 @@ def test_people_commands_say_how_to_reach_the_server_when_it_is_down(tmp_path: P
         "--token", "tsk_x", check=False,
     )  # fmt: skip
     assert result.returncode == 1 and "is `tsunagu serve` running?" in result.stderr
+
+
+def test_the_cli_prints_times_in_the_workspaces_zone_with_the_zone_shown(demo_server: Server) -> None:
+    d = str(demo_server.data_dir)
+    person = json.loads(tsunagu("people", "show", "user_id:M000001", "--data-dir", d, "--json").stdout)
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    last = datetime.fromisoformat(person["last_seen"].replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+    shown = tsunagu("people", "show", "user_id:M000001", "--data-dir", d).stdout
+    # the same clock as the UI: the demo workspace's zone, whatever the machine's TZ
+    assert f"last seen {last:%Y-%m-%d %H:%M} JST" in shown, shown
+    other_tz = subprocess.run(
+        [sys.executable, "-m", "tsunagu", "people", "show", "user_id:M000001", "--data-dir", d],
+        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "TZ": "America/New_York"},
+    )  # fmt: skip
+    assert other_tz.stdout == shown
+    table = tsunagu("people", "events", "user_id:M000001", "--data-dir", d).stdout
+    assert "Asia/Tokyo" in table and " JST" in table
+
+
+def test_a_long_line_stays_one_line_when_the_output_is_piped(demo_server: Server) -> None:
+    d = str(demo_server.data_dir)
+    narrow = subprocess.run(
+        [sys.executable, "-m", "tsunagu", "people", "show", "user_id:M000001", "--data-dir", d],
+        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "40"},
+    )  # fmt: skip
+    first = narrow.stdout.splitlines()[0]
+    assert "first seen" in first and "events" in first, narrow.stdout  # not broken at 40 columns

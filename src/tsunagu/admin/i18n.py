@@ -200,6 +200,10 @@ _TEXT |= {
     "k_category_bought": {"ja": "よく買うカテゴリ", "en": "Category bought most"},
     "k_stores": {"ja": "利用した店舗", "en": "Stores"},
     "visit_segments": {"ja": "セグメントの変化", "en": "Segment changes"},
+    # the people list and the live page
+    "people_found": {"ja": "「{q}」に一致: {n} 人", "en": "{n} people match “{q}”"},
+    "people_total": {"ja": "顧客 {n} 人（最近の活動順）", "en": "{n} people, most recently active first"},
+    "matched": {"ja": "一致した項目", "en": "Matched on"},
 }
 
 

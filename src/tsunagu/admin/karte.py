@@ -21,7 +21,7 @@ from ..core.people import Person
 if TYPE_CHECKING:
     from ..pipeline import WorkspacePipeline
 
-__all__ = ["CHANNEL_MIX", "Labels", "Shopping", "shopping", "store_names"]
+__all__ = ["CHANNEL_MIX", "Labels", "Shopping", "event_text", "match_reason", "shopping", "store_names"]
 
 # -- store names -------------------------------------------------------------------------
 
@@ -181,6 +181,48 @@ class Labels:
         if not store_id:
             return ""
         return self.stores.get(store_id) or store_id
+
+
+def match_reason(person: Person, q: str, labels: Labels) -> str:
+    """Why a person came up in a search for `q`: the identifier or trait that holds it."""
+    needle = q.strip().casefold()
+    if not needle:
+        return ""
+    for typ, values in person.identifiers.items():
+        for v in values:
+            if v.casefold() == needle:
+                return f"{labels.identifier(typ)}: {v}"
+    for name, value in person.traits.items():
+        if needle in str(value).casefold():
+            return f"{labels.trait(name)}: {labels.value(name, value)}"
+    for typ, values in person.identifiers.items():
+        for v in values:
+            if needle in v.casefold():
+                return f"{labels.identifier(typ)}: {v}"
+    return ""
+
+
+def event_text(row: dict[str, Any], labels: Labels) -> str:
+    """What one event was about, for the live page: the product, the page, the store, the segment."""
+    p = row.get("properties") or {}
+    typ, name = row["type"], row.get("event")
+    if typ in ("segment_enter", "segment_exit"):
+        return labels.segment(str(p.get("segment", "")))
+    if typ in ("page", "screen"):
+        return str(name or p.get("title") or p.get("path") or "")
+    if typ == "identify":
+        return labels.traits_text(row.get("traits") or {})
+    if name == "buy":
+        items = p.get("items") or []
+        names = "、".join(str(i.get("product_name") or i.get("sku")) for i in items if isinstance(i, dict))
+        revenue = p.get("revenue")
+        amount = f"¥{revenue:,.0f}" if isinstance(revenue, (int, float)) else ""
+        return " ".join(x for x in (amount, names) if x)
+    if name == "checkin":
+        return labels.store(row.get("store_id")) or str(p.get("store_name") or "")
+    if "product_name" in p or "sku" in p:
+        return str(p.get("product_name") or p.get("sku"))
+    return ", ".join(f"{k}: {v}" for k, v in p.items() if not isinstance(v, (dict, list)))[:80]
 
 
 # -- what a seller asks first -------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,7 +31,7 @@ from ..core.errors import TsunaguError
 from .account import account_routes
 from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
-from .karte import Labels, shopping, store_names
+from .karte import Labels, event_text, match_reason, shopping, store_names
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
 from .sessions import (
@@ -114,7 +115,13 @@ def build_ui(platform: Platform) -> ASGIApp:
         message = translator(language(request))(error) if error else None
         if message and wait_ms:
             message = message.replace("{wait}", wait_text(language(request), wait_ms))
-        resp = render(request, "login.html", status=status, csrf=token, error=message)
+        # what to pre-fill: the workspace just tried, the one a link names, or the only one there is
+        typed = str(form.get("workspace", "")).strip() if request.method == "POST" else ""
+        prefill = typed or request.query_params.get("workspace", "")
+        if not prefill:
+            names = [w.name for w in await asyncio.to_thread(platform.control.workspaces)]
+            prefill = names[0] if len(names) == 1 else ""
+        resp = render(request, "login.html", status=status, csrf=token, error=message, workspace=prefill)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui")
         if wait_ms:
             resp.headers["Retry-After"] = retry_after(wait_ms)
@@ -185,13 +192,17 @@ def build_ui(platform: Platform) -> ASGIApp:
         qtext = request.query_params.get("q", "").strip()
         offset = max(0, int(request.query_params.get("offset", "0") or 0))
         limit = 50
-        from ..api.admin import search_people
+        from ..api.admin import count_people, search_people
 
         ids, more = await search_people(pipe, q=qtext or None, trait=None, value=None, limit=limit, offset=offset)
+        total = await count_people(pipe, q=qtext or None, trait=None, value=None)
         rows = [p for pid in ids if (p := pipe.engine.get(pid))]
+        labels = await labels_for(request, pipe)
+        reasons = {p.person_id: match_reason(p, qtext, labels) for p in rows} if qtext else {}
+        zone = tz(pipe)
         return render(
-            request, "people.html", s=s, q=qtext, people=rows, offset=offset, limit=limit, more=more,
-            fmt=lambda ms: _fmt(ms, tz(pipe)),
+            request, "people.html", s=s, q=qtext, people=rows, offset=offset, limit=limit, more=more, total=total,
+            reasons=reasons, lab=labels, fmt=lambda ms: _fmt(ms, zone), zone_label=zone_label(zone, platform.clock()),
         )  # fmt: skip
 
     async def karte(request: Request) -> Response:
@@ -213,13 +224,7 @@ def build_ui(platform: Platform) -> ASGIApp:
         from ..api.admin import user_data
 
         computed = {k: v for k, v in live.computed_values(person, now).items() if v is not None}
-        lang = pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
-        descriptions = {
-            key: d.body["description"]
-            for key, d in live.definitions.items()
-            if isinstance(d.body.get("description"), str) and d.body["description"]
-        }
-        labels = Labels(lang, await store_names(pipe), descriptions)
+        labels = await labels_for(request, pipe)
         return render(
             request, "karte.html", s=s, p=person, traits=person.traits, visits=visits, channel=channel,
             event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone), computed=computed, lab=labels,
@@ -233,14 +238,26 @@ def build_ui(platform: Platform) -> ASGIApp:
         rows = await asyncio.to_thread(
             pipe.analytics.query_dicts,
             "SELECT epoch_ms(received_at) received_at, epoch_ms(timestamp) ts, type, event, channel, store_id,"
-            " person_id, user_id, anonymous_id FROM events WHERE type NOT IN ('merge', 'identity_conflict')"
-            " ORDER BY received_at DESC, seq DESC LIMIT 50",
+            " person_id, user_id, anonymous_id, properties, traits FROM events"
+            " WHERE type NOT IN ('merge', 'identity_conflict') ORDER BY received_at DESC, seq DESC LIMIT 50",
         )
+        labels = await labels_for(request, pipe)
         for r in rows:
-            r["person"] = pipe.engine.canonical(r["person_id"]) or r["person_id"]
+            for k in ("properties", "traits"):
+                r[k] = msgspec.json.decode(r[k]) if r[k] else {}
+            r["person"] = pid = pipe.engine.canonical(r["person_id"]) or r["person_id"]
+            person = pipe.engine.persons.get(pid)
+            # who, in words: the name, else the member id, else the anonymous id the event came with
+            ids = person.identifiers if person is not None else {}
+            name = person.traits.get("name") if person is not None else None
+            r["who"] = name or (ids.get("user_id") or [None])[0] or r["user_id"] or r["anonymous_id"] or pid
+            r["what"] = event_text(r, labels)
         zone = tz(pipe)
         template = "live_rows.html" if request.query_params.get("fragment") else "live.html"
-        return render(request, template, s=s, rows=rows, fmt=lambda ms: _fmt(ms, zone, seconds=True))
+        return render(
+            request, template, s=s, rows=rows, lab=labels, fmt=lambda ms: _fmt(ms, zone, seconds=True),
+            zone_label=zone_label(zone, platform.clock()),
+        )  # fmt: skip
 
     async def quarantine(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
@@ -292,6 +309,17 @@ def build_ui(platform: Platform) -> ASGIApp:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return SecurityHeaders(Starlette(routes=routes))
+
+
+async def labels_for(request: Request, pipe: WorkspacePipeline) -> Labels:
+    """The words for this request's page: its language, the workspace's stores and descriptions."""
+    lang = pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language"))
+    descriptions = {
+        key: d.body["description"]
+        for key, d in pipe.engine.live.definitions.items()
+        if isinstance(d.body.get("description"), str) and d.body["description"]
+    }
+    return Labels(lang, await store_names(pipe), descriptions)
 
 
 def zone_label(zone: ZoneInfo, now: int) -> str:

@@ -32,7 +32,7 @@ from .preview import preview_rule
 if TYPE_CHECKING:
     from ..app import Platform
 
-__all__ = ["build_admin_app", "iso", "person_json", "user_data"]
+__all__ = ["build_admin_app", "count_people", "iso", "person_json", "search_people", "user_data"]
 
 
 def iso(ms: int | None) -> str | None:
@@ -181,14 +181,10 @@ async def workspace_pipeline(request: Request, _: Annotated[Any, Security(_BEARE
 Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
 
 
-async def search_people(
-    pipe: WorkspacePipeline, *, q: str | None, trait: str | None, value: str | None, limit: int, offset: int
-) -> tuple[list[str], bool]:
-    """Person ids matching a search, newest activity first, and whether more follow.
-
-    `q` matches any identifier exactly (those come first) or any text in traits and
-    identifiers; `trait`/`value` match one trait.
-    """
+def _people_filter(
+    pipe: WorkspacePipeline, q: str | None, trait: str | None, value: str | None
+) -> tuple[list[str], list[str], list[Any]]:
+    """(exact identifier matches, SQL conditions for the rest, their parameters)."""
     exact: list[str] = []
     where: list[str] = []
     params: list[Any] = []
@@ -217,6 +213,18 @@ async def search_people(
     if exact:
         where.append("NOT list_contains(?, person_id)")
         params.append(exact)
+    return exact, where, params
+
+
+async def search_people(
+    pipe: WorkspacePipeline, *, q: str | None, trait: str | None, value: str | None, limit: int, offset: int
+) -> tuple[list[str], bool]:
+    """Person ids matching a search, newest activity first, and whether more follow.
+
+    `q` matches any identifier exactly (those come first) or any text in traits and
+    identifiers; `trait`/`value` match one trait.
+    """
+    exact, where, params = _people_filter(pipe, q, trait, value)
     await pipe.flush()
     sql = (
         "SELECT person_id FROM people"
@@ -227,6 +235,15 @@ async def search_people(
     rows = await asyncio.to_thread(pipe.analytics.query, sql, [*params, limit + 1, skip])
     ids = (exact[offset:] if offset < len(exact) else []) + [r[0] for r in rows]
     return ids[:limit], len(ids) > limit
+
+
+async def count_people(pipe: WorkspacePipeline, *, q: str | None, trait: str | None, value: str | None) -> int:
+    """How many people `search_people` finds in all (its pages together)."""
+    exact, where, params = _people_filter(pipe, q, trait, value)
+    await pipe.flush()
+    sql = "SELECT count(*) FROM people" + (" WHERE " + " AND ".join(where) if where else "")
+    ((n,),) = await asyncio.to_thread(pipe.analytics.query, sql, params)
+    return len(exact) + int(n)
 
 
 def build_admin_app(platform: Platform) -> FastAPI:

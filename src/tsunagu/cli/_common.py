@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
 from rich.console import Console
 
-console = Console()
+console = Console(soft_wrap=True)  # a long line stays one line in a log or a pipe (a command, a URL)
 err_console = Console(stderr=True, soft_wrap=True)  # errors stay one copyable line
 
 DEFAULT_DATA_DIR = Path("tsunagu-data")
@@ -64,6 +66,22 @@ class Api:
             token = creds["api_token"]
         self.url = url.rstrip("/")
         self._client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self._zone: ZoneInfo | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The workspace's time zone: every time a command prints is in it (one clock with the UI)."""
+        if self._zone is None:
+            name = self.call("GET", "/api/v1/workspace").get("config", {}).get("timezone") or "UTC"
+            self._zone = ZoneInfo(name)
+        return self._zone
+
+    def when(self, iso: str | None, *, seconds: bool = False) -> str:
+        """An API time (ISO 8601) as people read it: in the workspace's zone, the zone shown."""
+        if not iso:
+            return "-"
+        at = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(self.zone)
+        return at.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         status, body = self.request(method, path, **kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -24,15 +23,9 @@ def _resolve(api: Api, ref: str) -> dict[str, Any]:
     return api.call("GET", "/api/v1/people/lookup", params={"type": typ, "value": value})
 
 
-def _when(value: str | None) -> str:
-    if not value:
-        return "-"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _print_person(p: dict[str, Any]) -> None:
+def _print_person(api: Api, p: dict[str, Any]) -> None:
     console.print(
-        f"[bold]{p['person_id']}[/]  first seen {_when(p['first_seen'])}, last seen {_when(p['last_seen'])},"
+        f"[bold]{p['person_id']}[/]  first seen {api.when(p['first_seen'])}, last seen {api.when(p['last_seen'])},"
         f" {p['event_count']} events"
     )
     for typ, values in p["identifiers"].items():
@@ -78,11 +71,12 @@ def show(
     url: Url = None, token: Token = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Show a person: identifiers, traits, first and last seen, channels."""
-    person = _resolve(Api(url, token, data_dir, workspace), ref)
+    api = Api(url, token, data_dir, workspace)
+    person = _resolve(api, ref)
     if as_json:
         print(json.dumps(person, ensure_ascii=False, indent=2))
     else:
-        _print_person(person)
+        _print_person(api, person)
 
 
 @app.command("events")
@@ -103,10 +97,10 @@ def events(
     if as_json:
         print(json.dumps(page, ensure_ascii=False, indent=2))
         return
-    table = Table("when", "channel", "store", "event", "what")
+    table = Table(f"when ({api.zone.key})", "channel", "store", "event", "what")
     for e in page["events"]:
         table.add_row(
-            _when(e["timestamp"]),
+            api.when(e["timestamp"]),
             e["channel"],
             e["store_id"] or "",
             e["event"] if e["type"] == "track" else e["type"],
@@ -132,15 +126,16 @@ def search(
         params["trait"] = trait
     if value is not None:
         params["value"] = value
-    page = Api(url, token, data_dir, workspace).call("GET", "/api/v1/people", params=params)
+    api = Api(url, token, data_dir, workspace)
+    page = api.call("GET", "/api/v1/people", params=params)
     if as_json:
         print(json.dumps(page, ensure_ascii=False, indent=2))
         return
-    table = Table("person", "user_id", "name", "channels", "last seen")
+    table = Table("person", "user_id", "name", "channels", f"last seen ({api.zone.key})")
     for p in page["people"]:
         table.add_row(
             p["person_id"], ", ".join(p["identifiers"].get("user_id", [])), str(p["traits"].get("name", "")),
-            ", ".join(p["channels"]), _when(p["last_seen"]),
+            ", ".join(p["channels"]), api.when(p["last_seen"]),
         )  # fmt: skip
     console.print(table)
 
