@@ -56,6 +56,10 @@ def _summary(e: dict[str, Any]) -> str:
         return "joined " + ", ".join(f"{t}:{v}" for t, vs in ids.items() for v in vs)
     if e["type"] == "identity_conflict":
         return f"refused: {p.get('type')} {p.get('values')}"
+    if e["type"] in ("segment_enter", "segment_exit"):
+        return str(p.get("segment", ""))
+    if e["event"] == "checkin":
+        return str(p.get("store_name") or e.get("store_id") or "")
     if e["event"] == "buy":
         items = p.get("items") or p.get("products") or []
         names = ", ".join(str(i.get("product_name") or i.get("sku")) for i in items if isinstance(i, dict))
