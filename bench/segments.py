@@ -24,6 +24,9 @@ Phases (each prints its part of one JSON object on stdout; progress on stderr):
   cold (a new connection) and warm (median of 3).
 * **backfill**: a computed trait's history counted by `tsunagu.sql.backfill` over the
   same file, page by page, into an engine holding every person (`Engine.apply_backfill`).
+* **vocabulary** (not in the default phases): what the rule warnings cost over the same
+  file (`tsunagu.sql.vocabulary`): a full read (cold, warm), increments of 10, 1,000 and
+  100,000 log records, the traits alone, and one check of a rule with seven warnings.
 """
 
 from __future__ import annotations
@@ -882,6 +885,57 @@ def run_backfill(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> 
     return out
 
 
+# -- phase 5: the workspace's vocabulary (rule warnings) -----------------------------------------
+
+
+WARNED_RULE = {"all": [
+    {"did": "page"}, {"did": "biy"}, {"did": "view", "where": {"category": "outer", "colour": "red"}},
+    {"trait": "member_rank", "op": "eq", "value": "gold"}, {"data": "buy.revnue", "op": "gt", "value": 1},
+    {"did": "checkin", "channel": "web"}, {"did": "buy", "store_id": "s001"},
+]}  # fmt: skip
+
+
+def run_vocabulary(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """What the checks cost: a full read of the vocabulary, increments, traits, one check."""
+    from tsunagu.core.rulecheck import check_rule
+    from tsunagu.sql import vocabulary as reads
+
+    con = _connect(path, args)
+    upto = info["events"]
+    watch = CpuWatch()
+    t = time.perf_counter()
+    vocab = reads.read(con, upto)
+    cold = time.perf_counter() - t
+    warm = []
+    for _ in range(2):
+        t = time.perf_counter()
+        reads.read(con, upto)
+        warm.append(time.perf_counter() - t)
+    increments = {}
+    for seqs in (10, 1_000, 100_000):
+        t = time.perf_counter()
+        reads.merge(vocab, reads.increment(con, upto - seqs, upto))
+        increments[str(seqs)] = round((time.perf_counter() - t) * 1e3, 1)
+    t = time.perf_counter()
+    reads.read_traits(con, reads.Vocabulary())
+    traits_ms = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    warnings = check_rule(WARNED_RULE, vocab)
+    check_ms = (time.perf_counter() - t) * 1e3
+    con.close()
+    out = {
+        "events": info["events"], "people": info["people"],
+        "read_cold_s": round(cold, 2), "read_warm_s": [round(w, 2) for w in warm],
+        "increment_ms_by_log_records": increments, "traits_ms": round(traits_ms),
+        "check_ms": round(check_ms, 2), "warnings": len(warnings),
+        "event_names": len(vocab.events), "sampled_per_event": {n: e.sampled for n, e in vocab.events.items()},
+        **watch.result(),
+    }  # fmt: skip
+    log(f"vocabulary: read cold {cold:.2f}s, warm {[round(w, 2) for w in warm]} s; increments {increments} ms;"
+        f" traits {traits_ms:.0f} ms; check {check_ms:.1f} ms ({len(warnings)} warnings)")  # fmt: skip
+    return out
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -921,9 +975,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.retries = 0
     args.segments = [int(x) for x in str(args.segments).split(",") if x != ""]
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
-    unknown = set(args.phases) - {"engine", "http", "bulk", "backfill"}
+    unknown = set(args.phases) - {"engine", "http", "bulk", "backfill", "vocabulary"}
     if unknown:
-        p.error(f"unknown phase {sorted(unknown)[0]!r}: engine, http, bulk or backfill")
+        p.error(f"unknown phase {sorted(unknown)[0]!r}: engine, http, bulk, backfill or vocabulary")
     return args
 
 
@@ -952,12 +1006,14 @@ def main(argv: list[str] | None = None) -> int:
         report["engine"] = run_engine(args, cache)
     if "http" in args.phases:
         report["http"] = run_http(args)
-    if "bulk" in args.phases or "backfill" in args.phases:
+    if "bulk" in args.phases or "backfill" in args.phases or "vocabulary" in args.phases:
         path, info = bulk_file(args, cache)
         if "bulk" in args.phases:
             report["bulk"] = run_bulk(args, path, info)
         if "backfill" in args.phases:
             report["backfill"] = run_backfill(args, path, info)
+        if "vocabulary" in args.phases:
+            report["vocabulary"] = run_vocabulary(args, path, info)
     report["total_s"] = round(time.perf_counter() - started, 1)
     report["machine"] = machine()
     report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "child"}

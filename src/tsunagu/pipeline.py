@@ -767,17 +767,19 @@ class WorkspacePipeline:
         if rows:
             self.analytics.hand_over(rows, [])
 
-    async def flush(self) -> None:
+    async def flush(self, timeout: float = 30.0) -> None:
         """Wait until analytics holds every event applied so far and every person as of now.
 
         Applied, not just acknowledged: a person read from the engine may already show an
-        event whose commit is in flight, and its timeline must show it too.
+        event whose commit is in flight, and its timeline must show it too. `timeout`
+        bounds the wait for the analytics store (its thread returns then: no wait is left
+        behind holding a worker).
         """
         self._hand_over_people()
         seq = self.applied_seq
         if self.committed_seq < seq and not self.failed:
             await self._until_committed(seq)
-        if not await asyncio.to_thread(self.analytics.wait_for, seq):
+        if not await asyncio.to_thread(self.analytics.wait_for, seq, timeout):
             if self.closing:
                 raise Unavailable("the workspace is reopening; retry shortly")
             raise Unavailable("the analytics store is behind; retry shortly")

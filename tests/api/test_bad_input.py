@@ -452,7 +452,7 @@ ADMIN_BODIES = [
     ("PUT", "/api/v1/segments/x", b'{"rule": {"did": "buy"}, "description": 1}', JSON, 400, "description"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "\\ud800"}', JSON, 400, "dialect"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "dialect": "mysql"}', JSON, 400, "dialect"),
-    ("POST", "/api/v1/segments/preview", b'{"rule": {"segment": "nothing"}}', JSON, 400, "rule"),
+    ("POST", "/api/v1/segments/preview", b'{"rule": {"segment": "nothing"}}', JSON, 400, "rule.segment"),
     ("POST", "/api/v1/segments/preview", b'{"rule": {"did": "buy"}, "sample": 1.5}', JSON, 400, "sample"),
     ("POST", "/api/v1/segments/preview", b'{"rule": [{"did": "buy"}]}', JSON, 400, "rule"),
     ("POST", "/api/v1/apply", b'{"definitions": [{"kind": "segment", "name": "\\ud800", "rule": 1}]}', JSON, 400,

@@ -62,3 +62,33 @@ def test_an_update_prints_the_changed_leaf_and_a_bad_file_names_its_place(demo: 
     assert "nothing applied" in result.stderr and "bad.json: segments[1].rule.all[0].count.op" in result.stderr
     names = {s["name"] for s in json.loads(tsunagu("segments", "list", "--json", "--data-dir", d).stdout)["segments"]}
     assert "ok" not in names
+
+
+def test_apply_prints_each_warning_at_its_place_and_json_carries_them(demo: Server, tmp_path: Path) -> None:
+    d = str(demo.data_dir)
+    path = tmp_path / "warned.yaml"
+    path.write_text(
+        "computed_traits:\n"
+        "  - {name: page_count, event: page, agg: count}\n"
+        "segments:\n"
+        "  - {name: buyers, rule: {did: buy}}\n"
+        "  - name: typo\n"
+        "    rule: {all: [{did: buy}, {did: biy, within_days: 30}]}\n",
+        encoding="utf-8",
+    )
+    dry = tsunagu("apply", str(path), "--dry-run", "--data-dir", d)
+    assert "3 to create" in dry.stdout
+    lines = [line for line in dry.stderr.splitlines() if line.startswith("warning:")]
+    assert lines == [
+        "warning: warned.yaml: computed_traits[0].event: no event 'page' has been seen in this workspace;"
+        " did you mean '$page' (page views)?",
+        "warning: warned.yaml: segments[1].rule.all[1].did: no event 'biy' has been seen in this workspace;"
+        " did you mean 'buy'?",
+    ]
+    assert "2 warning(s)" in dry.stderr
+    body = json.loads(tsunagu("apply", str(path), "--json", "--data-dir", d).stdout)
+    assert body["summary"]["create"] == 3 and all(c["status"] == "ready" for c in body["changes"])
+    assert [(w["index"], w["place"], w["suggestions"]) for w in body["warnings"]] == [
+        (0, "warned.yaml: computed_traits[0].event", ["$page"]),
+        (2, "warned.yaml: segments[1].rule.all[1].did", ["buy"]),
+    ]

@@ -57,7 +57,7 @@ def leaf_data(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def leaf_first_did(draw: st.DrawFn) -> dict[str, Any]:
-    rule: dict[str, Any] = {"first_did": draw(st.sampled_from(["view", "cart", "buy"]))}
+    rule: dict[str, Any] = {"first_did": draw(st.sampled_from(["view", "cart", "buy", "$page"]))}
     if draw(st.booleans()):
         rule["channel"] = draw(st.sampled_from(["web", "store"]))
     if draw(st.integers(0, 3)) == 0:
@@ -102,8 +102,8 @@ rules = _tree(st.one_of(plain_leaves, leaf_data(), leaf_computed(), st.just({"se
 @st.composite
 def aggregates(draw: st.DrawFn) -> dict[str, Any]:
     agg = draw(st.sampled_from(AGGS))
-    body: dict[str, Any] = {"event": draw(st.sampled_from(["buy", "view", "*"])), "agg": agg}
-    numbers, strings = ["price", "size.cm"], ["category", "items.category", "$channel", "$store_id", "tags"]
+    body: dict[str, Any] = {"event": draw(st.sampled_from(["buy", "view", "*", "$page"])), "agg": agg}
+    numbers, strings = ["price", "size.cm"], ["category", "items.category", "$channel", "$store_id", "tags", "path"]
     fitting = numbers if agg in ("sum", "min", "max", "avg") else strings if agg != "count" else [None]
     anything = [None, *numbers, *strings, "member", "size", "items", "nothing.here"]
     prop = draw(st.one_of(st.sampled_from(fitting), st.sampled_from(anything)))

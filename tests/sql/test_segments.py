@@ -38,11 +38,12 @@ leaf_trait = st.one_of(
 
 @st.composite
 def leaf_did(draw: st.DrawFn) -> dict[str, Any]:
-    rule: dict[str, Any] = {"did": draw(st.sampled_from(["view", "cart", "buy"]))}
+    rule: dict[str, Any] = {"did": draw(st.sampled_from(["view", "cart", "buy", "$page"]))}
     if draw(st.booleans()):
         rule["channel"] = draw(st.sampled_from(["web", "store"]))
     if draw(st.booleans()):
-        rule["where"] = {"category": draw(st.sampled_from(["outer", "tops"]))}
+        key = "path" if rule["did"] == "$page" and draw(st.booleans()) else "category"
+        rule["where"] = {key: draw(st.sampled_from(["outer", "tops"] if key == "category" else ["/", "/sale"]))}
     if window := draw(st.sampled_from([None, 1, 3, 7, 30])):
         rule["within_days"] = window
     rule["count"] = {"op": draw(st.sampled_from(["gte", "eq", "lt"])), "value": draw(st.integers(0, 3))}
@@ -71,6 +72,10 @@ def histories(draw: st.DrawFn) -> list[Event]:
             if draw(st.booleans()):
                 traits["points"] = draw(st.integers(0, 300))
             events.append(Event(f"m{i}", "identify", None, f"U{k}", None, ts, NOW, "web", None, b"{}", traits, b"{}"))
+        elif draw(st.integers(0, 3)) == 0:  # a page view (`$page` in rules), on the web or in a store's kiosk
+            channel = draw(st.sampled_from(["web", "web", "store"]))
+            props = json.dumps({"path": draw(st.sampled_from(["/", "/sale"]))}).encode()
+            events.append(Event(f"m{i}", "page", "Home", f"U{k}", None, ts, NOW, channel, None, props, {}, b"{}"))
         else:
             name = draw(st.sampled_from(["view", "cart", "buy", "checkin"]))
             channel = draw(st.sampled_from(["web", "store"]))
@@ -178,3 +183,34 @@ def test_windows_are_calendar_days_in_the_workspace_zone_both_ways(
     streaming = {p.person_id for p in engine.persons.values() if "s" in p.segments}
     assert (len(streaming) == 1) is expected
     assert _sql_members(engine, [ev], pids, rule) == streaming
+
+
+def test_page_and_screen_views_are_dollar_page_and_dollar_screen_both_ways() -> None:
+    """`$page` counts page views whatever the page's name; a track event calling itself `$page` or
+    `page` is no view, and `*` in a computed trait is any track event, not a view."""
+    ev = lambda i, typ, name, uid: Event(f"v{i}", typ, name, uid, None, NOW - i, NOW, "web", None,  # noqa: E731
+                                         b'{"path": "/sale"}', {}, b"{}")  # fmt: skip
+    events = [ev(1, "page", "Home", "U1"), ev(2, "page", None, "U1"), ev(3, "screen", "Top", "U2"),
+              ev(4, "track", "$page", "U3"), ev(5, "track", "page", "U4")]  # fmt: skip
+    cases = [
+        ({"did": "$page", "count": {"op": "eq", "value": 2}}, {"U1"}),
+        ({"did": "$page", "where": {"path": "/sale"}}, {"U1"}),
+        ({"did": "$screen"}, {"U2"}),
+        ({"did": "page"}, {"U4"}),  # the track event of that name, not page views
+        ({"first_did": "$page", "within_days": 1}, {"U1"}),
+    ]
+    for rule_json, members in cases:
+        rule = parse_rule(rule_json)
+        engine = Engine()
+        engine.define("computed_trait", "tracked", {"event": "*", "agg": "count"}, seq=1, now=NOW)
+        engine.define("computed_trait", "views", {"event": "$page", "agg": "count"}, seq=1, now=NOW)
+        engine.set_segments([Segment("s", rule)])
+        pids = engine.apply(events).person_ids
+        today = day_of(NOW, ZoneInfo(TZ))
+        streaming = {p.person_id for p in engine.persons.values() if evaluate(rule, engine.live.facts(p, today), today)}
+        uid = {p.person_id: p.identifiers["user_id"][0] for p in engine.persons.values()}
+        assert {uid[p] for p in streaming} == members, rule_json
+        assert _sql_members(engine, events, pids, rule) == streaming, rule_json
+        values = {uid[p.person_id]: engine.live.computed_values(p, NOW) for p in engine.persons.values()}
+        assert {u: (v["tracked"], v["views"]) for u, v in values.items()} == {
+            "U1": (0, 2), "U2": (0, 0), "U3": (1, 0), "U4": (1, 0)}  # fmt: skip

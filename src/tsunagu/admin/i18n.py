@@ -234,6 +234,61 @@ _TEXT |= {
 }
 
 
+# the builder's warnings: a rule naming what the workspace never saw (admin/segments.py,
+# static/builder.js); {name} and {event} are filled in by the script
+_TEXT |= {
+    "did_you_mean": {"ja": "候補", "en": "Did you mean"},
+    "page_views": {"ja": "ページビュー", "en": "page views"},
+    "screen_views": {"ja": "アプリ画面表示", "en": "screen views"},
+    "events_count": {"ja": "{n}件", "en": "{n} events"},
+    "warnings_title": {"ja": "記録にない名前", "en": "Names never seen"},
+    "warn_unknown_event": {
+        "ja": "イベント「{name}」はこのワークスペースで記録されていません（この条件に当てはまる人は0人）",
+        "en": "No “{name}” event has been seen in this workspace (nobody matches this condition)",
+    },
+    "warn_unknown_channel": {
+        "ja": "チャネル「{name}」のイベントは記録されていません",
+        "en": "No event has been seen on channel “{name}”",
+    },
+    "warn_unknown_channel_on": {
+        "ja": "「{event}」はチャネル「{name}」では記録されていません",
+        "en": "No “{event}” event has been seen on channel “{name}”",
+    },
+    "warn_unknown_store": {
+        "ja": "店舗「{name}」のイベントは記録されていません",
+        "en": "No event has been seen at store “{name}”",
+    },
+    "warn_unknown_store_on": {
+        "ja": "「{event}」は店舗「{name}」では記録されていません",
+        "en": "No “{event}” event has been seen at store “{name}”",
+    },
+    "warn_unknown_property": {
+        "ja": "「{event}」イベントにプロパティ「{name}」は見当たりません",
+        "en": "No “{event}” event has a property “{name}”",
+    },
+    "warn_unknown_value": {
+        "ja": "値「{name}」は記録されていません",
+        "en": "The value “{name}” has not been seen",
+    },
+    "warn_unknown_field": {
+        "ja": "ユーザーデータ項目「{name}」は見当たりません",
+        "en": "No user data field “{name}”",
+    },
+    "warn_unknown_trait": {
+        "ja": "属性「{name}」を持つ顧客はいません",
+        "en": "Nobody has the trait “{name}”",
+    },
+    "warn_unknown_computed": {
+        "ja": "計算属性「{name}」は定義されていません",
+        "en": "No computed trait “{name}” is defined",
+    },
+    "warn_unknown_segment": {
+        "ja": "セグメント「{name}」は定義されていません",
+        "en": "No segment “{name}” is defined",
+    },
+}
+
+
 def wait_text(lang: str, ms: int) -> str:
     """A wait in words: '30秒', '2分'; '30 seconds', '2 minutes' (rounded up)."""
     seconds = max(1, -(-ms // 1000))

@@ -3,7 +3,10 @@
 The builder (templates/segment_edit.html, static/builder.js) edits the rule as a tree and
 as JSON; every change is counted by `POST /ui/segments/preview`, which runs the same
 preview as `POST /api/v1/segments/preview` (bulk SQL over the analytics store), so the
-number on the page is the API's. Saving goes through the same checked define as
+number on the page is the API's, with the same warnings (names the workspace never saw,
+shown on the condition they concern, a click away from the nearest name it has). The
+names it offers are the workspace's vocabulary: the events seen, page views included,
+with counts. Saving goes through the same checked define as
 `PUT /api/v1/segments/{name}`. These endpoints take the session cookie and the session's
 CSRF token (the `X-CSRF-Token` header), never the API token.
 """
@@ -11,6 +14,7 @@ CSRF token (the `X-CSRF-Token` header), never the API token.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +24,12 @@ from starlette.routing import Route
 
 from ..api.definitions import put_definition
 from ..api.preview import preview_rule
+from ..api.vocabulary import rule_check, vocabulary, warnings_of
 from ..core.computed import COMPUTED_WINDOWS, Aggregate, Cases
 from ..core.errors import InvalidInput, NotFound, TsunaguError
 from ..core.segments import COMPARISONS
 from ..core.userdata import STATS, WINDOWS
+from ..core.vocabulary import Vocabulary
 from .i18n import pick_language, translator
 
 if TYPE_CHECKING:
@@ -33,12 +39,19 @@ if TYPE_CHECKING:
 
 __all__ = ["data_rows", "segment_routes"]
 
+log = logging.getLogger("tsunagu.admin")
+
 SAMPLE = 12
 #: the words the builder's script shows, in the page's language
 BUILDER_LABELS = (
     "match_all", "match_any", "add_condition", "add_group", "exclude", "remove", "cond_did", "cond_trait",
     "cond_data", "cond_computed", "cond_segment", "cond_other", "any_channel", "all_time", "within_days", "times",
     "where", "value", "in_segment", "saving", "invalid_json",
+    # warnings (static/builder.js words each kind; {name} and {event} are filled in)
+    "did_you_mean", "page_views", "screen_views", "events_count", "warn_unknown_event", "warn_unknown_channel",
+    "warn_unknown_channel_on", "warn_unknown_store", "warn_unknown_store_on", "warn_unknown_property",
+    "warn_unknown_value", "warn_unknown_field", "warn_unknown_trait", "warn_unknown_computed",
+    "warn_unknown_segment", "warnings_title",
 )  # fmt: skip
 NEW_RULE: dict[str, Any] = {"all": [{"did": "buy", "within_days": 90}]}
 
@@ -108,23 +121,20 @@ def segment_routes(
         return render(request, "segments.html", s=s, segments=segments, computed=computed, building=building,
                       saved=request.query_params.get("saved"))  # fmt: skip
 
-    def _vocabulary(pipe: WorkspacePipeline) -> dict[str, Any]:
-        """Names the builder offers: events, channels, traits, user data fields, definitions."""
-        fields: set[str] = set()
-        traits: set[str] = set()
-        channels: set[str] = set()
-        for n, p in enumerate(pipe.engine.persons.values()):
-            if n >= 500:  # a sample is enough to suggest names
-                break
-            fields.update(p.data)
-            traits.update(p.traits)
-            channels.update(p.channels)
-        events = {f for f in fields if "." not in f and not f.startswith("$")}
-        return {
-            "events": sorted(events), "fields": sorted(fields), "traits": sorted(traits),
-            "channels": sorted(channels - {"system"}), "computed": sorted(pipe.engine.live.computed),
-            "segments": sorted(pipe.engine.live.segments), "ops": list(COMPARISONS), "stats": list(STATS),
-            "windows": list(WINDOWS), "computed_windows": list(COMPUTED_WINDOWS),
+    async def _vocabulary(pipe: WorkspacePipeline) -> dict[str, Any]:
+        """Names the builder offers, from what the workspace has seen: events (page views
+        included, as `$page`) with counts, the most frequent first; channels, stores,
+        traits, user data fields; and the workspace's definitions."""
+        try:
+            seen = (await vocabulary(pipe)).to_dict()
+        except Exception:  # the analytics store is unavailable: offer the definitions and free names
+            log.warning("%s: the builder offers no names: the vocabulary could not be read", pipe.workspace,
+                        exc_info=True)  # fmt: skip
+            live = pipe.engine.live
+            seen = Vocabulary(computed=set(live.computed), segments=set(live.segments)).to_dict()
+        return seen | {
+            "ops": list(COMPARISONS), "stats": list(STATS), "windows": list(WINDOWS),
+            "computed_windows": list(COMPUTED_WINDOWS),
         }  # fmt: skip
 
     async def edit_page(request: Request) -> Response:
@@ -136,7 +146,7 @@ def segment_routes(
                 body = pipe.definition("segment", name)["body"]
             except NotFound:
                 return render(request, "not_found.html", status=404, s=s)
-        vocab = _vocabulary(pipe)
+        vocab = await _vocabulary(pipe)
         if name:
             vocab["segments"] = [n for n in vocab["segments"] if n != name]
         t = translator(pick_language(request.cookies.get("tsg_lang"), request.headers.get("accept-language")))
@@ -178,7 +188,8 @@ def segment_routes(
             if p is not None:
                 sample.append({"person_id": p.person_id, "name": p.traits.get("name") or "",
                                "user_id": (p.identifiers.get("user_id") or [""])[0]})  # fmt: skip
-        return JSONResponse({"count": count, "sample": sample, "evaluated_on": day})
+        warnings = await warnings_of(pipe, rule_check(data.get("rule")), flush=False)  # the preview flushed
+        return JSONResponse({"count": count, "sample": sample, "evaluated_on": day, "warnings": warnings})
 
     async def save(request: Request) -> Response:
         s, pipe = await pipeline_for(request)

@@ -28,6 +28,7 @@ from ..core.userdata import describe
 from ..pipeline import WorkspacePipeline
 from .errors import document_errors, error_responses, install_error_handlers
 from .preview import preview_rule
+from .vocabulary import WARNINGS_DOC, RuleWarningOut, rule_check, warnings_of
 
 if TYPE_CHECKING:
     from ..app import Platform
@@ -123,6 +124,7 @@ class SegmentPreviewOut(BaseModel):
     sample: list[PersonOut]
     sql: str
     evaluated_on: str = Field(description="the day windows end on, in the workspace's time zone")
+    warnings: list[RuleWarningOut] | None = Field(description=f"the rule's {WARNINGS_DOC}")
 
 
 class WorkspaceOut(BaseModel):
@@ -373,6 +375,7 @@ def build_admin_app(platform: Platform) -> FastAPI:
             "sample": [person_json(p) for pid in sample if (p := pipe.engine.get(pid))],
             "sql": sql,
             "evaluated_on": day,
+            "warnings": await warnings_of(pipe, rule_check(body.rule), flush=False),  # the preview flushed
         }
 
     @app.delete(

@@ -25,6 +25,7 @@ from ..core.schema import definitions_schema
 from ..pipeline import WorkspacePipeline
 from .admin import Pipe
 from .errors import error_responses
+from .vocabulary import WARNINGS_DOC, RuleWarningOut, apply_check, definition_check, warnings_of
 
 __all__ = ["put_definition", "router"]
 
@@ -57,6 +58,9 @@ class DefinitionOut(BaseModel):
     backfill: list[BackfillOut] | None = Field(default=None, description="back-fill progress while building")
     members: int | None = Field(default=None, description="a segment's members now")
     changed: bool | None = Field(default=None, description="on PUT: whether anything changed")
+    warnings: list[RuleWarningOut] | None = Field(
+        default=None, description=f"on PUT: the definition's {WARNINGS_DOC} (paths relative to the body)"
+    )
 
 
 class SegmentsOut(BaseModel):
@@ -129,6 +133,9 @@ class ApplyOut(BaseModel):
     dry_run: bool
     changes: list[ChangeOut]
     summary: dict[str, int] = Field(description="how many of each action")
+    warnings: list[RuleWarningOut] | None = Field(
+        description=f"the definitions' {WARNINGS_DOC}; each with its `index` (`definitions[2].rule.did`)"
+    )
 
 
 def _current(pipe: WorkspacePipeline) -> dict[tuple[str, str], dict[str, Any]]:
@@ -148,10 +155,12 @@ def _check_one(pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, An
 async def put_definition(
     pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, Any], now: int
 ) -> dict[str, Any]:
-    """Validate (paths relative to `body`) and define, in turn with other writes to the workspace."""
+    """Validate (paths relative to `body`) and define, in turn with other writes to the workspace;
+    with the definition's warnings (checked after, not holding the writes up)."""
     async with _lock(pipe):
         _check_one(pipe, kind, name, body)
-        return await pipe.define(kind, name, body, now)
+        out = await pipe.define(kind, name, body, now)
+    return out | {"warnings": await warnings_of(pipe, definition_check(kind, body))}
 
 
 async def _delete(pipe: WorkspacePipeline, kind: str, name: str, now: int) -> dict[str, Any]:
@@ -265,7 +274,8 @@ async def apply(pipe: Pipe, body: ApplyIn, request: Request) -> dict[str, Any]:
         states = {(d["kind"], d["name"]): d for d in pipe.definitions()}
         out = [_change_out(states, c, applied=not body.dry_run) for c in changes]
     summary = {action: sum(1 for c in changes if c.action == action) for action in ACTIONS}
-    return {"dry_run": body.dry_run, "changes": out, "summary": summary}
+    warnings = await warnings_of(pipe, apply_check(body.definitions, [(c.kind, c.name) for c in changes]))
+    return {"dry_run": body.dry_run, "changes": out, "summary": summary, "warnings": warnings}
 
 
 def _change_out(states: dict[tuple[str, str], dict[str, Any]], change: Change, *, applied: bool) -> dict[str, Any]:

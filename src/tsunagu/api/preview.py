@@ -8,8 +8,10 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..core.errors import InvalidInput
+from ..core.errors import FieldError, InvalidInput
+from ..core.rulecheck import check_rule
 from ..core.segments import Rule, day_of, parse_rule
+from ..core.vocabulary import Vocabulary
 from ..pipeline import WorkspacePipeline
 from ..sql.segments import DIALECTS, compile_segment
 
@@ -27,11 +29,22 @@ def _definitions(pipe: WorkspacePipeline) -> dict[str, Any]:
     return {"computed": dict(live.computed), "segments": {n: s.rule for n, s in live.segments.items()}}
 
 
+def _check_definitions(pipe: WorkspacePipeline, data: Any) -> None:
+    """Refuse a rule reading a computed trait or segment the workspace does not define, naming
+    where and the nearest defined (`rule.all[0].computed: no computed trait 'ltv2' …; did you mean 'ltv'?`)."""
+    live = pipe.engine.live
+    names = Vocabulary(computed=set(live.computed), segments=set(live.segments))
+    missing = [w for w in check_rule(data, names) if w.kind in ("unknown_computed", "unknown_segment")]
+    if missing:
+        raise InvalidInput.for_fields([FieldError(w.path, w.message) for w in missing])
+
+
 async def preview_rule(
     pipe: WorkspacePipeline, data: Any, *, now: int, sample: int = 20, dialect: str = "duckdb"
 ) -> tuple[int, list[str], str, str]:
     """(member count, a sample of person ids, the SQL in `dialect`, the day windows end on)."""
     rule: Rule = parse_rule(data)
+    _check_definitions(pipe, data)
     if dialect not in DIALECTS:
         raise InvalidInput.for_field("dialect", f"{dialect!r} is not one of {', '.join(DIALECTS)}")
     tz = pipe.config.timezone

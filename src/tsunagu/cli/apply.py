@@ -1,9 +1,12 @@
 """`tsunagu apply FILE...`: segments and computed traits from YAML or JSON files, with a diff.
 
 The files' definitions go to `POST /api/v1/apply` as one list, so they are checked all
-or nothing before anything changes; errors name the file and the place in it. Applying
-the same files again prints "nothing to change". With `--wait` (the default) a progress
-bar follows the back-fill until every changed definition is ready.
+or nothing before anything changes; errors name the file and the place in it. Names the
+workspace has never seen (`{"did": "page"}`: page views are `$page`) are warnings, at
+their place in the files too, with the nearest names; they do not stop the apply.
+Applying the same files again prints "nothing to change". With `--wait` (the default) a
+progress bar follows the back-fill until every changed definition is ready; `--json`
+prints the API's answer instead (after the wait, with each warning's `place`).
 """
 
 from __future__ import annotations
@@ -97,6 +100,16 @@ def _summary(summary: dict[str, int], dry_run: bool) -> str:
     return ", ".join(parts) + f", {summary['unchanged']} unchanged"
 
 
+def print_warnings(warnings: list[dict[str, Any]], places: list[str], applied: bool) -> None:
+    """Each name the workspace never saw, at its place in the files, with the nearest names."""
+    for w in warnings:
+        err_console.print(f"[bold yellow]warning:[/] {_error_place(w['path'], places)}: {w['message']}",
+                          highlight=False)  # fmt: skip
+    if warnings:
+        done = "applied all the same" if applied else "they do not stop an apply"
+        err_console.print(f"{len(warnings)} warning(s): names this workspace has not seen ({done})", highlight=False)
+
+
 def _error_place(field: str, places: list[str]) -> str:
     """`definitions[3].rule.all[0].op` -> `retail.yaml: segments[1].rule.all[0].op`."""
     m = re.match(r"definitions\[(\d+)\](.*)", field)
@@ -105,14 +118,18 @@ def _error_place(field: str, places: list[str]) -> str:
     return field
 
 
-def wait_until_ready(api: Api, changed: list[tuple[str, str]], timeout: float = 3600) -> None:
+def _path(kind: str, name: str) -> str:
+    return f"/api/v1/{'segments' if kind == 'segment' else 'computed-traits'}/{name}"
+
+
+def wait_until_ready(api: Api, changed: list[tuple[str, str]], timeout: float = 3600, *, quiet: bool = False) -> None:
     """A progress bar over the back-fill of the changed definitions, until all are ready."""
-    paths = [f"/api/v1/{'segments' if kind == 'segment' else 'computed-traits'}/{name}" for kind, name in changed]
+    paths = [_path(kind, name) for kind, name in changed]
     seen: dict[str, tuple[int, int]] = {}  # back-fill id -> (persons done, persons total)
     deadline = time.monotonic() + timeout
     with Progress(
         TextColumn("back-fill"), BarColumn(), MofNCompleteColumn(), TextColumn("people"), TimeElapsedColumn(),
-        console=console, transient=False,
+        console=console, transient=False, disable=quiet,
     ) as progress:  # fmt: skip
         task = progress.add_task("back-fill", total=None)
         while time.monotonic() < deadline:
@@ -140,6 +157,9 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only show what would change")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="also delete definitions the files do not name")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the back-fill until all are ready")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the API's answer (changes, summary, warnings) as JSON")
+    ] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     workspace: Workspace = "demo",
     url: Url = None,
@@ -156,12 +176,25 @@ def apply(
         for e in errors:
             err_console.print(f"  {_error_place(e['field'], places)}: {e['reason']}", highlight=False)
         raise typer.Exit(1)
+    warnings = body.get("warnings") or []
+    changed = [(c["kind"], c["name"]) for c in body["changes"] if c["action"] in ("create", "update")]
+    building = [c for c in body["changes"] if c["action"] != "delete" and c.get("status") == "building"]
+    if as_json:
+        if wait and not dry_run and building:
+            wait_until_ready(api, changed, quiet=True)
+            states = {(c["kind"], c["name"]): api.call("GET", _path(c["kind"], c["name"])) for c in building}
+            for c in building:
+                state = states[(c["kind"], c["name"])]
+                c.update({k: state[k] for k in ("status", "members", "backfill") if k in state})
+        for w in warnings:  # where each is in the files, as errors say it
+            w["place"] = _error_place(w["path"], places)
+        console.print_json(data=body)
+        return
     if dry_run:
         console.print("[bold]dry run[/]: nothing is applied")
     print_changes(body["changes"], places)
+    print_warnings(warnings, places, applied=not dry_run)
     console.print(_summary(body["summary"], dry_run), highlight=False)
-    changed = [(c["kind"], c["name"]) for c in body["changes"] if c["action"] in ("create", "update")]
-    building = [c for c in body["changes"] if c["action"] != "delete" and c.get("status") == "building"]
     if wait and not dry_run and changed:
         if building:  # (a small history may be counted before the answer: then it is ready already)
             wait_until_ready(api, changed)

@@ -32,6 +32,7 @@ from .errors import FieldError, InvalidInput
 from .events import Event
 from .people import Person
 from .segments import (
+    VIEWS,
     ComputedIs,
     DataIs,
     Did,
@@ -254,7 +255,8 @@ class Live:
         for key, cond in wanted.items():
             by_event.setdefault(cond.event, []).append((key, cond.channel, cond.store_id, cond.where, "c:" + key))
         self._counters_by_event = by_event
-        # (trait, channels, store, where, property, days kept); "*" traits join every event's list
+        # (trait, channels, store, where, property, days kept); "*" traits join every track
+        # event's list (not the views': `$page`, `$screen`)
         star = [a for a in self.computed.values() if isinstance(a, Aggregate) and a.event == "*"]
         aggs: dict[str, list[tuple[Any, ...]]] = {}
         for c in self.computed.values():
@@ -264,7 +266,7 @@ class Live:
             aggs[event] = [
                 (a.name, frozenset(a.channels) or None, a.store_id, a.where, a.prop, a.keep_days, "a:" + a.name)
                 for a in self.computed.values()
-                if isinstance(a, Aggregate) and (a.event == event or a in star)
+                if isinstance(a, Aggregate) and (a.event == event or (a in star and event not in VIEWS))
             ]
         self._aggs_by_event = aggs
         self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
@@ -397,38 +399,43 @@ class Live:
                 userdata.fields_of(name, props, fields)  # type: ignore[arg-type]
                 for key, value in fields:
                     self._add(p, key, day, session, ts, mid, value)
-            if typ == "track":
-                channel = ev.channel
-                store_id = ev.store_id
-                counters = self._counters_by_event.get(name)  # type: ignore[arg-type]
-                if counters is not None:
-                    for key, c_channel, c_store, where, dep in counters:
-                        if (
-                            (c_channel is None or c_channel == channel)
-                            and (c_store is None or c_store == store_id)
-                            and (not where or all(props.get(k) == v for k, v in where))
-                        ):
-                            buckets = p.counters.get(key)
-                            if buckets is None:
-                                buckets = p.counters[key] = {}
-                            buckets[day] = buckets.get(day, 0) + 1
-                            touched.append(dep)
-                aggs = self._aggs_by_event.get(name)  # type: ignore[arg-type]
-                if aggs is None:
-                    aggs = self._aggs_by_event.get("*")
-                if aggs:
-                    for a_name, a_channels, a_store, where, prop, keep, dep in aggs:
-                        if (
-                            (a_channels is None or channel in a_channels)
-                            and (a_store is None or a_store == store_id)
-                            and (not where or all(props.get(k) == v for k, v in where))
-                        ):
-                            summary = p.computed.get(a_name)
-                            if summary is None:
-                                summary = p.computed[a_name] = userdata.new_summary()
-                            for value in values_at(prop, channel, store_id, props) if prop else (None,):
-                                userdata.add(summary, day, session, ts, mid, value, keep)
-                            touched.append(dep)
+            # Counters and aggregates match track events by name and page and screen views
+            # as `$page` and `$screen`. A track event that calls itself so is no view (the
+            # SQL side reads those names as the view types): it matches only "*" aggregates.
+            named: str | None = name
+            if typ == "track" and (name == "$page" or name == "$screen"):
+                named = None
+            channel = ev.channel
+            store_id = ev.store_id
+            counters = self._counters_by_event.get(named) if named is not None else None
+            if counters is not None:
+                for c_key, c_channel, c_store, where, dep in counters:
+                    if (
+                        (c_channel is None or c_channel == channel)
+                        and (c_store is None or c_store == store_id)
+                        and (not where or all(props.get(k) == v for k, v in where))
+                    ):
+                        buckets = p.counters.get(c_key)
+                        if buckets is None:
+                            buckets = p.counters[c_key] = {}
+                        buckets[day] = buckets.get(day, 0) + 1
+                        touched.append(dep)
+            aggs = self._aggs_by_event.get(named) if named is not None else None
+            if aggs is None and typ == "track":  # "*" is any track event, not a view
+                aggs = self._aggs_by_event.get("*")
+            if aggs:
+                for a_name, a_channels, a_store, where, prop, keep, dep in aggs:
+                    if (
+                        (a_channels is None or channel in a_channels)
+                        and (a_store is None or a_store == store_id)
+                        and (not where or all(props.get(k) == v for k, v in where))
+                    ):
+                        summary = p.computed.get(a_name)
+                        if summary is None:
+                            summary = p.computed[a_name] = userdata.new_summary()
+                        for value in values_at(prop, channel, store_id, props) if prop else (None,):
+                            userdata.add(summary, day, session, ts, mid, value, keep)
+                        touched.append(dep)
         if not self.segments:
             return
         if is_new:

@@ -25,6 +25,7 @@ from . import storable
 from .computed import parse_computed
 from .errors import FieldError, InvalidInput
 from .segments import Segment, parse_rule
+from .vocabulary import nearest
 
 __all__ = ["ACTIONS", "KINDS", "NAME", "RESERVED", "Change", "flatten_document", "json_diff", "plan"]
 
@@ -148,6 +149,8 @@ def plan(current: Mapping[tuple[str, str], dict[str, Any]], items: list[Any], *,
                 if isinstance(target, str) and (target_kind, target) not in final:
                     what = "computed trait" if key == "computed" else "segment"
                     why = "which this apply deletes" if (target_kind, target) in current else "which is not defined"
+                    near = nearest(target, sorted(n for k, n in final if k == target_kind))
+                    why += f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
                     errors.append(FieldError(f"{node_path}.{key}", f"reads {what} {target!r}, {why}", i))
     reads = {name: _reads(body) for (kind, name), body in current.items() if kind == "segment"}
     reads.update({name: set(seg.segments) for name, seg in segments.items()})

@@ -31,6 +31,7 @@ from .userdata import STATS, WINDOWS
 
 __all__ = [
     "COMPARISONS",
+    "VIEWS",
     "All",
     "Any_",
     "ComputedIs",
@@ -52,6 +53,9 @@ COMPARISONS = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "exists", "not_exist
 MAX_WINDOW_DAYS = 3660
 #: how deep all/any/not may nest: evaluation, the SQL compiler and its printer recurse per level
 MAX_RULE_DEPTH = 32
+#: the names rules give page and screen views (`{"did": "$page"}`), as user data names them,
+#: and the event type each is; any other name is a track event's
+VIEWS = {"$page": "page", "$screen": "screen"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,9 @@ class TraitIs:
 
 @dataclass(frozen=True)
 class Did:
-    """Did `event` (with filters) `count` times within the last `within_days` days."""
+    """Did `event` (with filters) `count` times within the last `within_days` days.
+
+    `event` is a track event's name, or `$page` / `$screen` for page and screen views."""
 
     event: str
     channel: str | None = None

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlglot import exp
 
 from ..core import userdata
+from ..core.segments import VIEWS
 
 TRACKED = ("track", "page", "screen")  # the event types user data and sessions count
 NUMERIC_TYPES = ("BIGINT", "UBIGINT", "DOUBLE", "HUGEINT")
@@ -187,9 +188,11 @@ def event_filter(
     event: str | None, channels: Sequence[str] = (), store_id: str | None = None,
     where: Sequence[tuple[str, Any]] = (),
 ) -> list[exp.Expression]:  # fmt: skip
-    """Track events named `event` (None: any) with the filters of a counter or aggregate."""
-    out: list[exp.Expression] = [exp.EQ(this=col("type"), expression=lit("track"))]
-    if event is not None:
+    """Track events named `event` (None: any; `$page`, `$screen`: page and screen views, whatever
+    their page's name) with the filters of a counter or aggregate."""
+    view = VIEWS.get(event) if event is not None else None
+    out: list[exp.Expression] = [exp.EQ(this=col("type"), expression=lit(view or "track"))]
+    if event is not None and view is None:
         out.append(exp.EQ(this=col("event"), expression=lit(event)))
     if len(channels) == 1:
         out.append(exp.EQ(this=col("channel"), expression=lit(channels[0])))

@@ -1,5 +1,7 @@
 // The segment builder: a rule as a tree of conditions and as JSON, a live count and a
-// sample of members on every change (the page's own script; no libraries).
+// sample of members on every change, and the preview's warnings (names the workspace never
+// saw) on the condition they concern, each suggestion a click away (the page's own script;
+// no libraries).
 (function () {
   "use strict";
   var root = document.querySelector(".builder");
@@ -15,6 +17,13 @@
   var countEl = document.getElementById("live-count");
   var sampleEl = document.getElementById("sample");
   var errorsEl = document.getElementById("rule-errors");
+  var warningsEl = document.getElementById("rule-warnings");
+  var EVENTS = V.events.map(function (e) { return e.name; });
+  var TRACKED = EVENTS.filter(function (n) { return n.charAt(0) !== "$"; });
+  var VIEWS = { $page: L.page_views, $screen: L.screen_views };
+  var nodes = {}; // rule path (rule.all[1]) -> the node object drawn there
+  var drawn = {}; // rule path -> its element
+  var shownWarnings = [];
   var NUMERIC = ["gt", "gte", "lt", "lte"];
   var COUNT_OPS = ["gte", "gt", "eq", "lte", "lt"];
 
@@ -49,10 +58,16 @@
   function datalist(id, values) {
     if (document.getElementById(id)) return;
     var d = el("datalist", { id: id });
-    values.forEach(function (v) { d.appendChild(el("option", { value: v })); });
+    values.forEach(function (v) {
+      d.appendChild(el("option", Array.isArray(v) ? { value: v[0], label: v[1] } : { value: v }));
+    });
     document.body.appendChild(d);
   }
-  datalist("dl-events", V.events);
+  function counted(n) { return L.events_count.replace("{n}", Number(n).toLocaleString()); }
+  // the events seen, the most frequent first, page views named as rules name them ($page)
+  datalist("dl-events", V.events.map(function (e) {
+    return [e.name, (VIEWS[e.name] ? VIEWS[e.name] + " · " : "") + counted(e.count)];
+  }));
   datalist("dl-fields", V.fields);
   datalist("dl-traits", V.traits);
 
@@ -91,12 +106,12 @@
     return "other";
   }
   function fresh(kind) {
-    if (kind === "did") return { did: V.events[0] || "buy", within_days: 30 };
+    if (kind === "did") return { did: TRACKED.indexOf("buy") >= 0 ? "buy" : (TRACKED[0] || EVENTS[0] || "buy"), within_days: 30 };
     if (kind === "trait") return { trait: V.traits[0] || "member_rank", op: "eq", value: "" };
     if (kind === "data") return { data: V.fields[0] || "buy", stat: "count", window: "all_time", op: "gte", value: 1 };
     if (kind === "computed") return { computed: V.computed[0] || "", op: "exists" };
     if (kind === "segment") return { segment: V.segments[0] || "" };
-    if (kind === "group") return { any: [{ did: V.events[0] || "buy" }] };
+    if (kind === "group") return { any: [{ did: fresh("did").did }] };
     return {};
   }
 
@@ -154,15 +169,19 @@
     return row;
   }
 
-  // render(node, replace): replace(newNode) swaps this node in its parent (null removes it)
-  function render(node, replace, depth) {
+  // render(node, replace, depth, path): replace(newNode) swaps this node in its parent (null
+  // removes it); path is the node's place in the rule as the server names it (rule.all[1])
+  function render(node, replace, depth, path) {
     var negated = kindOf(node) === "not";
     var inner = negated ? node.not : node;
+    var at = negated ? path + ".not" : path;
+    nodes[at] = inner;
     function setInner(n) { if (negated) { node.not = n; replace(node); } else replace(n); }
     var kind = kindOf(inner);
     if (kind === "all" || kind === "any") {
       var list = inner[kind];
-      var box = el("div", { class: "group" + (negated ? " negated" : ""), "data-kind": "group" });
+      var box = el("div", { class: "group" + (negated ? " negated" : ""), "data-kind": "group", "data-path": at });
+      drawn[at] = box;
       var head = el("div", { class: "group-head" });
       head.appendChild(select([["all", L.match_all], ["any", L.match_any]], kind, function (k) {
         var n = {}; n[k] = list; setInner(n); redraw();
@@ -176,7 +195,7 @@
           if (n === null) list.splice(i, 1); else list[i] = n;
           if (!list.length) list.push(fresh("did"));
           changed(); if (n === null) redraw();
-        }, depth + 1));
+        }, depth + 1, at + "." + kind + "[" + i + "]"));
       });
       box.appendChild(items);
       var adder = el("div", { class: "adder" });
@@ -193,12 +212,13 @@
       return box;
     }
     var labels = { did: L.cond_did, trait: L.cond_trait, data: L.cond_data, computed: L.cond_computed, segment: L.cond_segment };
-    var rowEl = el("div", { class: "cond" + (negated ? " negated" : ""), "data-kind": kind }, [
+    var rowEl = el("div", { class: "cond" + (negated ? " negated" : ""), "data-kind": kind, "data-path": at }, [
       el("span", { class: "kind badge", text: labels[kind] || L.cond_other }),
       condition(inner),
     ]);
     if (depth > 0) rowEl.appendChild(notToggle(node, negated, replace));
     if (depth > 0) rowEl.appendChild(removeButton(function () { replace(null); }));
+    drawn[at] = rowEl;
     return rowEl;
   }
   function notToggle(node, negated, replace) {
@@ -214,7 +234,9 @@
 
   function redraw() {
     tree.innerHTML = "";
-    tree.appendChild(render(rule, function (n) { rule = n || { all: [fresh("did")] }; changed(); redraw(); }, 0));
+    nodes = {};
+    drawn = {};
+    tree.appendChild(render(rule, function (n) { rule = n || { all: [fresh("did")] }; changed(); redraw(); }, 0, "rule"));
     var k = kindOf(rule);
     if (k !== "all" && k !== "any") {
       // a single condition: adding another makes it a group
@@ -242,6 +264,79 @@
     });
     errorsEl.hidden = !(list && list.length);
   }
+  // -- warnings: names the workspace never saw, on the condition they concern -----------------
+  function warningText(w) {
+    var key = "warn_" + w.kind + (w.event && (w.kind === "unknown_channel" || w.kind === "unknown_store") ? "_on" : "");
+    var text = L[key] || w.message;
+    return text.replace("{name}", w.name).replace("{event}", w.event || "");
+  }
+  function owner(path) {
+    // the drawn node a warning's path is in: the longest node path it starts with
+    var best = null;
+    Object.keys(nodes).forEach(function (p) {
+      if ((path === p || path.indexOf(p + ".") === 0) && (best === null || p.length > best.length)) best = p;
+    });
+    return best;
+  }
+  function useSuggestion(at, w, suggestion) {
+    var node = nodes[at];
+    var field = w.path.slice(at.length + 1);
+    var m = /^value\[(\d+)\]$/.exec(field);
+    if (field.indexOf("where.") === 0) {
+      var key = field.slice(6);
+      if (w.kind === "unknown_property") {
+        var renamed = {};
+        Object.keys(node.where).forEach(function (k) { renamed[k === key ? suggestion : k] = node.where[k]; });
+        node.where = renamed;
+      } else {
+        node.where[key] = suggestion;
+      }
+    } else if (m) {
+      node.value[Number(m[1])] = suggestion;
+    } else {
+      node[field] = suggestion;
+    }
+    redraw();
+    changed();
+  }
+  function warningItem(w, at) {
+    var li = el("li", { class: "rule-warning", "data-kind": w.kind, "data-path": w.path, title: w.message }, [
+      el("span", { class: "warn-text", text: (at === null ? w.path + ": " : "") + warningText(w) }),
+    ]);
+    if (w.suggestions.length && at !== null) {
+      var pick = el("span", { class: "suggestions" }, [el("span", { class: "muted", text: L.did_you_mean + ":" })]);
+      w.suggestions.forEach(function (s) {
+        pick.appendChild(el("button", { type: "button", class: "suggest", "data-action": "use-suggestion",
+          "data-suggestion": s, text: s + (VIEWS[s] ? "（" + VIEWS[s] + "）" : ""),
+          onclick: function () { useSuggestion(at, w, s); } }));
+      });
+      li.appendChild(pick);
+    } else if (w.suggestions.length) {
+      li.appendChild(el("span", { class: "muted", text: " " + L.did_you_mean + ": " + w.suggestions.join(", ") }));
+    }
+    return li;
+  }
+  function showWarnings(list) {
+    shownWarnings = list || [];
+    Array.prototype.forEach.call(tree.querySelectorAll("ul.warnings"), function (u) { u.remove(); });
+    Array.prototype.forEach.call(tree.querySelectorAll(".warned"), function (e) { e.classList.remove("warned"); });
+    warningsEl.innerHTML = "";
+    shownWarnings.forEach(function (w) {
+      var at = owner(w.path);
+      var box = at === null ? null : drawn[at];
+      if (!box) { warningsEl.appendChild(warningItem(w, null)); return; }
+      var list = box.querySelector(":scope > ul.warnings");
+      if (!list) {
+        list = el("ul", { class: "warnings" });
+        var head = box.querySelector(":scope > .group-head");
+        if (head) head.after(list); else box.appendChild(list);
+      }
+      list.appendChild(warningItem(w, at));
+      box.classList.add("warned");
+    });
+    warningsEl.hidden = !warningsEl.children.length;
+  }
+
   function post(url, body) {
     return fetch(url, {
       method: "POST", credentials: "same-origin",
@@ -260,9 +355,11 @@
         countEl.setAttribute("data-count", "");
         sampleEl.innerHTML = "";
         showErrors(res.body.errors);
+        showWarnings([]);
         return;
       }
       showErrors([]);
+      showWarnings(res.body.warnings || []);
       countEl.textContent = res.body.count.toLocaleString();
       countEl.setAttribute("data-count", res.body.count);
       countEl.setAttribute("data-rule", sent);
