@@ -115,7 +115,8 @@ def test_members_csv_has_a_bom_a_header_and_escapes_japanese_text(story: Workspa
     assert r.content.startswith(b"\xef\xbb\xbf")  # Excel in Japan reads UTF-8 only with the BOM
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert r.headers["content-disposition"] == 'attachment; filename="segment-gold.csv"'
-    assert rows[0] == ["person_id", "user_id", "email", "first_seen", "last_seen", "entered_at", "name", "rank", "ltv"]
+    zoned = [f"{c} (Asia/Tokyo)" for c in ("first_seen", "last_seen", "entered_at")]
+    assert rows[0] == ["person_id", "user_id", "email", *zoned, "name", "rank", "ltv"]  # times name their zone
     assert len(rows) == 4
     u1 = next(row for row in rows if row[1] == "U1")
     assert u1[2] == "u1@example.jp"

@@ -47,6 +47,8 @@ __all__ = [
 MAX_DAYS = 366
 #: the columns every members CSV starts with; chosen traits and computed traits follow
 CSV_COLUMNS = ("person_id", "user_id", "email", "first_seen", "last_seen", "entered_at")
+#: the columns that hold times; their headers name the zone, e.g. `first_seen (Asia/Tokyo)`
+CSV_TIME_COLUMNS = frozenset({"first_seen", "last_seen", "entered_at"})
 # Rows per chunk of a CSV download: one entered_at query and one write to the socket each,
 # so a segment of a million people streams in bounded memory.
 CSV_CHUNK = 2000
@@ -186,7 +188,8 @@ def members_csv(
 
     Checks the segment and the names first (errors must come before the first byte),
     then streams: the member ids are taken once, rows are written `CSV_CHUNK` at a time.
-    Times are local to the workspace (`YYYY-MM-DD HH:MM:SS`), which spreadsheets read.
+    Times are local to the workspace (`YYYY-MM-DD HH:MM:SS`, which spreadsheets read as
+    dates), and the header of each time column names the zone: `first_seen (Asia/Tokyo)`.
     """
     require_segment(pipe, name)
     trait_names = _parse_names("traits", traits)
@@ -207,7 +210,8 @@ def members_csv(
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")  # RFC 4180 line ends, quotes where needed
         buf.write("\ufeff")
-        out.writerow([*CSV_COLUMNS, *trait_names, *computed_names])
+        header = [f"{c} ({pipe.config.timezone})" if c in CSV_TIME_COLUMNS else c for c in CSV_COLUMNS]
+        out.writerow([*header, *trait_names, *computed_names])
         await pipe.flush()
         for i in range(0, len(ids), CSV_CHUNK):
             chunk = ids[i : i + CSV_CHUNK]
