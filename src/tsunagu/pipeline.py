@@ -40,6 +40,7 @@ from .core.people import Person
 from .core.plan import NAME
 from .core.ports import LogRecord
 from .core.repair import TailRecord, repair, suspects_of
+from .history import Reconstructions
 from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics, Reject
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_quarantine import SqliteQuarantine
@@ -190,6 +191,8 @@ class WorkspacePipeline:
         self._backfill_totals: dict[str, int] = {}
         self._backfill_done: dict[str, int] = {}
         self._backfill_lock = asyncio.Lock()
+        self.histories = Reconstructions(self)  # segment history before each definition
+        self.history_interval = 30.0  # seconds between looks for history that arrived late
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -238,8 +241,10 @@ class WorkspacePipeline:
             self._tasks = [
                 asyncio.create_task(self._every(self.checkpoint_interval, self.checkpoint), name="checkpoint"),
                 asyncio.create_task(self._every(self.tick_interval, self._tick_now), name="tick"),
+                asyncio.create_task(self._every(self.history_interval, self._check_histories), name="history"),
             ]
             self._start_backfills()
+            self.histories.check()
 
     async def close(self) -> None:
         """Stop taking work, let what is in flight finish, and close every store.
@@ -258,6 +263,7 @@ class WorkspacePipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        await self.histories.close()
         if self._log is None:
             return
         if not self.failed:
@@ -302,6 +308,9 @@ class WorkspacePipeline:
         if self._quarantine is None:
             raise Unavailable("the workspace is reopening; retry shortly")
         return self._quarantine
+
+    async def _check_histories(self) -> None:
+        self.histories.check()
 
     async def _every(self, seconds: float, fn: Callable[[], Any]) -> None:
         while True:
@@ -457,6 +466,7 @@ class WorkspacePipeline:
         await self._control("define", {"kind": kind, "name": name, "body": body, "now": now}, now)
         await self._drop_abandoned_backfills(before)
         self._start_backfills()
+        self.histories.check()  # the history before today of the segments it changes, in the background
         return self.definition(kind, name) | {"changed": True}
 
     async def undefine(self, kind: str, name: str, now: int) -> None:
@@ -466,6 +476,7 @@ class WorkspacePipeline:
         before = dict(self.engine.live.backfills)
         await self._control("undefine", {"kind": kind, "name": name, "now": now}, now)
         await self._drop_abandoned_backfills(before)
+        self.histories.check()  # drops a removed segment's history; a changed trait's readers rebuild
 
     async def _drop_abandoned_backfills(self, before: dict[str, Backfill]) -> None:
         """A back-fill a change replaced or dropped leaves no grouped rows behind."""

@@ -169,7 +169,8 @@ def test_another_workspace_sees_only_its_own_segment(clocked: ClockedServer, sto
     clocked.define_segment(other, "gold", GOLD)
     identify(other, "X1", rank="gold")
     body = _get(other, "/api/v1/segments/gold/report", days=1).json()
-    assert body["size"] == 1 and body["days"] == [{"day": "2026-03-05", "entries": 1, "exits": 0, "size": 1}]
+    want = {"day": "2026-03-05", "source": "live", "entries": 1, "exits": 0, "size": 1}
+    assert body["size"] == 1 and body["days"] == [want]
     members = _get(other, "/api/v1/segments/gold/members").json()["members"]
     assert [m["identifiers"]["user_id"] for m in members] == [["X1"]]
     _, rows = _csv(other, "gold")

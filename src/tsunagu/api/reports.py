@@ -14,7 +14,7 @@ import io
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -72,11 +72,16 @@ def _midnight(d: date, zone: ZoneInfo) -> int:
 async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int) -> dict[str, Any]:
     """Entries, exits and the size at the end of each of the last `days` days (today included).
 
-    Days are calendar days in the workspace's time zone. The size at the end of a day is
+    Days are calendar days in the workspace's time zone. From the day the segment was
+    defined (as it is now), they come from the timeline: the size at the end of a day is
     the number of people (as they are now: merged ids count as their survivor) whose
     latest entry or exit before the next midnight was an entry. That is exact where a
     running count of entries minus exits is not: when two members merge, one of them
-    stops being a person without an exit.
+    stops being a person without an exit. On the definition day, entries and exits are
+    the people in at its end and not the day before, and the other way round.
+
+    The days before are reconstructed from the events (`tsunagu.history`) and marked
+    `"source": "reconstructed"`; until that is done they are `"pending"`, with no numbers.
     """
     require_segment(pipe, name)
     if not 1 <= days <= MAX_DAYS:
@@ -87,6 +92,8 @@ async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int
     starts = [_midnight(d, zone) for d in dates]
     ends = [*starts[1:], _midnight(today + timedelta(days=1), zone)]
     await pipe.flush()
+    history = pipe.histories.status(name)
+    defined = date.fromisoformat(history["defined"]) if "defined" in history else dates[0]
     sql = f"""
         WITH m AS (
             SELECT canonical_person_id AS pid, type, epoch_ms(timestamp) AS ts, seq
@@ -103,15 +110,67 @@ async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int
         FROM b ORDER BY b.i
     """
     rows = await asyncio.to_thread(pipe.analytics.query, sql, [name, list(range(days)), starts, ends])
+    out = [
+        {"day": dates[i].isoformat(), "source": "live", "entries": entries, "exits": exits, "size": size}
+        for i, entries, exits, size in rows
+    ]
+    if dates[0] <= defined:
+        await asyncio.to_thread(_with_history, pipe, name, out, dates, ends, defined)
     return {
         "segment": name,
         "size": pipe.segment_size(name),
         "timezone": pipe.config.timezone,
-        "days": [
-            {"day": dates[i].isoformat(), "entries": entries, "exits": exits, "size": size}
-            for i, entries, exits, size in rows
-        ],
+        "history": history,
+        "days": out,
     }
+
+
+def _with_history(
+    pipe: WorkspacePipeline, name: str, out: list[dict[str, Any]], dates: list[date], ends: list[int], defined: date
+) -> None:
+    """Put the reconstructed days before `defined` into `out`, and the definition day's flow."""
+    with pipe.analytics.reader() as con:
+        base = pipe.histories.base(con, name)
+        stored: dict[date, tuple[int, int, int]] = {}
+        if base is not None:
+            run_version = pipe.histories.job(name)
+            rows = con.execute(
+                "SELECT day, size, entries, exits FROM segment_history WHERE segment = ? AND version = ?"
+                " AND day BETWEEN ? AND ?",
+                [name, run_version.version if run_version else 0, dates[0], min(dates[-1], defined)],
+            ).fetchall()
+            stored = {d: (size, entries, exits) for d, size, entries, exits in rows}
+        live_in: set[str] | None = None
+        if base is not None and defined in dates:  # who was in at the end of the definition day
+            end = ends[dates.index(defined)]
+            members = con.execute(
+                f"""WITH m AS (
+                        SELECT canonical_person_id AS pid, type, epoch_ms(timestamp) AS ts, seq
+                        FROM person_events WHERE {_MARKERS} AND epoch_ms(timestamp) < ?
+                    )
+                    SELECT pid FROM m QUALIFY row_number() OVER (PARTITION BY pid ORDER BY ts DESC, seq DESC) = 1
+                        AND type = 'segment_enter'""",
+                [name, end],
+            ).fetchall()
+            live_in = {r[0] for r in members}
+    for i, d in enumerate(dates):
+        day = out[i]
+        if d > defined:
+            break
+        if d == defined:
+            if base is None:
+                day.update(entries=None, exits=None)
+                day["source"] = "pending"
+            elif live_in is not None:
+                aliases = pipe.engine.aliases
+                before = {aliases.get(pid, pid) for pid in base}
+                day.update(entries=len(live_in - before), exits=len(before - live_in))
+            continue
+        if base is None:
+            day.update(source="pending", entries=None, exits=None, size=None)
+            continue
+        size, entries, exits = stored.get(d, (0, 0, 0))  # a day before the first event: nobody yet
+        day.update(source="reconstructed", entries=entries, exits=exits, size=size)
 
 
 def overlap(pipe: WorkspacePipeline, a: str, b: str) -> dict[str, Any]:
@@ -252,15 +311,32 @@ def csv_filename(name: str) -> str:
 
 class ReportDayOut(BaseModel):
     day: str = Field(description="a calendar day in the workspace's time zone", examples=["2026-11-20"])
-    entries: int = Field(description="people who entered that day")
-    exits: int = Field(description="people who left that day")
-    size: int = Field(description="members at the end of that day (now, for today)")
+    source: Literal["live", "reconstructed", "pending"] = Field(
+        description="live: from the timeline (the definition day on); reconstructed: from the events, for a day"
+        " before the segment was defined; pending: before it was defined, not reconstructed yet (no numbers)"
+    )
+    entries: int | None = Field(description="people who entered that day")
+    exits: int | None = Field(description="people who left that day")
+    size: int | None = Field(description="members at the end of that day (now, for today)")
+
+
+class HistoryOut(BaseModel):
+    status: Literal["done", "running", "queued", "none"] = Field(
+        description="the reconstruction of the days before the definition: done, running, queued (to run, or to"
+        " run again because events dated before the definition arrived since)"
+    )
+    defined: str | None = Field(None, description="the day this version of the segment was defined")
+    first_day: str | None = Field(None, description="the first day reconstructed (none: no events before)")
+    days: int | None = Field(None, description="days reconstructed")
+    days_done: int | None = Field(None, description="while running: days done")
+    days_total: int | None = Field(None, description="while running: days to do")
 
 
 class SegmentReportOut(BaseModel):
     segment: str
     size: int = Field(description="members now")
     timezone: str
+    history: HistoryOut
     days: list[ReportDayOut] = Field(description="oldest first; the last is today")
 
 

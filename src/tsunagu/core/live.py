@@ -68,6 +68,7 @@ class Definition:
     body: dict[str, Any]
     seq: int  # the log record that defined it
     version: int = 1
+    defined_at: int = 0  # when this version was defined (ms; 0: before this was kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "body": self.body, "seq": self.seq, "version": self.version}
@@ -188,7 +189,7 @@ class Live:
         old = self.definitions.get((kind, name))
         if old is not None and old.body == body:
             return []
-        self.definitions[(kind, name)] = Definition(kind, name, body, seq, old.version + 1 if old else 1)
+        self.definitions[(kind, name)] = Definition(kind, name, body, seq, old.version + 1 if old else 1, now)
         if kind == "computed_trait":
             assert not isinstance(parsed, Segment)
             self.computed[name] = parsed
@@ -683,7 +684,7 @@ class Live:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "definitions": [d.to_dict() for d in self.definitions.values()],
+            "definitions": [d.to_dict() | {"defined_at": d.defined_at} for d in self.definitions.values()],
             "backfills": [
                 {
                     "kind": b.kind,
@@ -702,7 +703,7 @@ class Live:
         """Restore definitions from a checkpoint (the persons already hold their counts)."""
         for d in state.get("definitions", ()):
             self.definitions[(d["kind"], d["name"])] = Definition(
-                d["kind"], d["name"], d["body"], d["seq"], d["version"]
+                d["kind"], d["name"], d["body"], d["seq"], d["version"], d.get("defined_at", 0)
             )
         # A definition stored under older, looser rules that no longer parses is skipped
         # (and reported in `skipped`), so the workspace opens without it.

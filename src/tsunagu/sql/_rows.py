@@ -208,7 +208,7 @@ def _ordered(*columns: tuple[str, bool]) -> exp.Order:
     return exp.Order(expressions=[exp.Ordered(this=col(c), desc=d) for c, d in columns])
 
 
-def sessions(table: str, person: str) -> exp.Select:
+def sessions(table: str | exp.Expression, person: str) -> exp.Select:
     """Track, page and screen events numbered by session, the person's latest with them.
 
     A session starts when an event comes more than 30 minutes after the one before it

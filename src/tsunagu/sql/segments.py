@@ -148,10 +148,16 @@ def _join_on(alias: str) -> exp.Expression:
 
 class _Compiler:
     def __init__(
-        self, today: int, timezone: str, computed: Mapping[str, ComputedTrait], segments: Mapping[str, Rule]
+        self,
+        today: int,
+        timezone: str,
+        computed: Mapping[str, ComputedTrait],
+        segments: Mapping[str, Rule],
+        as_of: bool = False,
     ) -> None:
         self.today = today
         self.timezone = timezone
+        self.as_of = as_of
         self.computed = computed
         self.segments = segments
         # SQL text -> (alias, query, joined to people?): identical queries are shared
@@ -251,12 +257,12 @@ class _Compiler:
         """The statistic of a user data field in a window, as text (NULL: none)."""
         event, _, path = rule.field.partition(".")
         session_window = rule.window in _SESSION_WINDOWS
-        source = self.cte(sessions(_EVENTS, _PERSON), joined=False) if session_window else _EVENTS
+        source = self.cte(self._sessions(), joined=False) if session_window else _EVENTS
         extra = ("sess", "cur") if session_window else ()
         conditions: list[exp.Expression]
         if event == "$sessions":
             if not session_window:
-                source = self.cte(sessions(_EVENTS, _PERSON), joined=False)
+                source = self.cte(self._sessions(), joined=False)
             conditions = [exp.EQ(this=col("sess_start"), expression=num(1))]
             if path:
                 conditions.append(exp.false())
@@ -278,6 +284,14 @@ class _Compiler:
         else:
             window = self._days(*userdata.window_days(rule.window, self.today))
         return self._stat(rows, ordinals, window, rule.stat)
+
+    def _sessions(self) -> exp.Select:
+        """The events numbered by session (`sessions`); as of a past day, only those up to
+        its end, so that "this session" is the one that was current then."""
+        if not self.as_of:
+            return sessions(_EVENTS, _PERSON)
+        upto = exp.select(exp.Star()).from_(_EVENTS, copy=False).where(exp.and_(*self.window(None, self.today)))
+        return sessions(exp.alias_(upto.subquery(), "upto", table=True), _PERSON)
 
     def _days(self, first: int | None, last: int) -> list[exp.Expression]:
         """A calendar window over value rows (`ts`, `day`)."""
@@ -478,15 +492,28 @@ def _assemble(compiler: _Compiler, select: list[exp.Expression], where: exp.Expr
 
 def segment_query(
     rule: Rule, *, today: int, timezone: str, computed: Mapping[str, ComputedTrait] | None = None,
-    segments: Mapping[str, Rule] | None = None,
+    segments: Mapping[str, Rule] | None = None, as_of: bool = False,
 ) -> exp.Select:  # fmt: skip
     """The members of `rule` on `today` (days since 1970-01-01 in `timezone`), as a query.
 
     `computed` and `segments` are the workspace's definitions the rule may name
     (`{"computed": ...}`, `{"segment": ...}`); a segment is inlined, recursively.
+
+    `as_of`: the members as they were at the end of `today`, a past day: only people
+    first seen by then, and only the events that had happened by then (event windows
+    already end with `today`; sessions are cut there too). Traits (`{"trait": ...}`) are
+    the people's traits now: the events do not hold every change of them.
     """
-    compiler = _Compiler(today, timezone, computed or {}, segments or {})
+    compiler = _Compiler(today, timezone, computed or {}, segments or {}, as_of)
     where = compiler.condition(rule)
+    if as_of:
+        seen = [exp.not_(exp.Is(this=col("first_seen", "p"), expression=exp.Null()))]
+        seen += days_between(None, today, timezone, ts="first_seen")
+        for c in seen[1:]:  # the bounds name `first_seen`: qualify it with the people table
+            for column in c.find_all(exp.Column):
+                if column.name == "first_seen":
+                    column.set("table", exp.to_identifier("p"))
+        where = exp.and_(*seen, exp.paren(where))
     return _assemble(compiler, [col("person_id", "p")], where)
 
 
@@ -513,8 +540,9 @@ def computed_query(
 def compile_segment(
     rule: Rule, *, today: int, timezone: str, dialect: str = "duckdb", pretty: bool = False,
     computed: Mapping[str, ComputedTrait] | None = None, segments: Mapping[str, Rule] | None = None,
+    as_of: bool = False,
 ) -> str:  # fmt: skip
     if dialect not in DIALECTS:
-        raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS, copy=False)}")
-    query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments)
+        raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+    query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments, as_of=as_of)
     return to_sql(query, dialect, pretty=pretty)
