@@ -29,8 +29,15 @@ def test_segments_report_prints_a_row_per_tokyo_day(story: Workspace) -> None:
     out = tsunagu("segments", "report", "gold", "--days", "4", "--url", story.url, "--token", story.api_token).stdout
     assert "gold  3 members now (days in Asia/Tokyo)" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("2026-")]
-    assert rows == [["2026-03-02", "+2", "2"], ["2026-03-03", "+1", "-1", "2"], ["2026-03-04", "2"],
-                    ["2026-03-05", "+2", "-1", "3"]]  # fmt: skip
+    assert rows == [["2026-03-02", "+2", "2", "live"], ["2026-03-03", "+1", "-1", "2", "live"],
+                    ["2026-03-04", "2", "live"], ["2026-03-05", "+2", "-1", "3", "live"]]  # fmt: skip
+
+
+def test_segments_report_marks_the_definition_day_and_the_reconstructed_days(story: Workspace) -> None:
+    out = tsunagu("segments", "report", "gold", "--days", "6", "--url", story.url, "--token", story.api_token).stdout
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("2026-")]
+    assert rows[:2] == [["2026-02-28", "0", "reconstructed"], ["2026-03-01", "0", "defined"]]
+    assert "reconstructed: days before 2026-03-01, rebuilt from the events (traits as they are now)" in out
 
 
 def test_segments_export_writes_the_csv_and_refuses_an_unknown_segment(story: Workspace, tmp_path: Path) -> None:

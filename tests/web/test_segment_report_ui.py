@@ -59,9 +59,11 @@ def test_the_report_page_draws_the_numbers_the_api_gives(
     rows = page.locator("[data-test=days] tbody tr")
     assert rows.count() == 7
     shown = [[c.strip() for c in rows.nth(i).inner_text().split("\t")] for i in range(7)]
+    shown = [[cells[0].split()[0], *cells[1:]] for cells in shown]  # the day, without its tag
     expected = [[d["day"], str(d["entries"] or ""), str(d["exits"] or ""), str(d["size"])] for d in api["days"]]
     assert shown == expected[::-1]  # newest first
     # the size chart: one point per day, the line ends higher than it starts
+    assert page.locator("[data-test=days] tbody tr[data-source=reconstructed]").count() == 2  # 02-27, 02-28
     points = page.get_attribute("[data-test=size-chart] polyline", "points").split()
     assert len(points) == 7 and float(points[-1].split(",")[1]) < float(points[0].split(",")[1])
     # the flow chart: 3 days with entries (green up), 2 with exits (red down)
@@ -108,3 +110,80 @@ def test_the_report_page_needs_a_login_and_stays_in_its_workspace(clocked: Clock
                                   "password": PASSWORD})  # fmt: skip
         assert c.get("/ui/segments/gold/report").status_code == 404  # the story's segment is not theirs
         assert c.get("/ui/segments/gold/members.csv").status_code == 404
+
+
+def test_reconstructed_days_are_marked_and_the_axes_are_honest(
+    browser: Any, clocked: ClockedServer, tmp_path: Path
+) -> None:
+    from ..api.test_report_history import RULE, _buys, _send
+
+    ws = clocked.create_workspace()
+    clocked.create_user(ws, "staff@example.jp", PASSWORD)
+    saved = clocked.now
+    clocked.now = jst(2026, 3, 1, 10, 0)
+    try:
+        _send(ws, _buys())
+        clocked.define_segment(ws, "recent", RULE)
+
+        async def wait() -> None:
+            await (await clocked.platform.pipeline(ws.name)).histories.wait()
+
+        clocked.run(wait())
+        api = httpx.get(f"{clocked.url}/api/v1/segments/recent/report", params={"days": 30},
+                        headers={"Authorization": f"Bearer {ws.api_token}"}).json()  # fmt: skip
+        recon = [d for d in api["days"] if d["source"] == "reconstructed"]
+        assert len(recon) == 29
+        for locale, width in (("ja-JP", 1280), ("ja-JP", 820), ("en-US", 1280), ("en-US", 820)):
+            context = browser.new_context(viewport={"width": width, "height": 1000}, locale=locale)
+            page = context.new_page()
+            _login(page, clocked.url, ws)
+            page.goto(f"{clocked.url}/ui/segments/recent/report?days=30")
+            word = "再構成" if locale == "ja-JP" else "Reconstructed"
+            assert page.locator("[data-test=days] tr[data-source=reconstructed] .tag").count() == 29
+            assert page.locator("[data-test=days] tr[data-source=reconstructed] .tag").first.inner_text() == word
+            assert "2026-03-01" in page.inner_text("[data-test=history-note]")
+            assert page.locator("[data-test=recon-band]").count() == 1
+            # the size axis starts at 0 and its top is at or above the largest size
+            size_axis = page.locator("[data-test=size-chart]").locator("xpath=..").locator(".yaxis span").all()
+            top = int(size_axis[0].inner_text().replace(",", ""))
+            assert size_axis[-1].inner_text() == "0" and top >= max(d["size"] for d in api["days"])
+            flow_axis = [
+                e.inner_text()
+                for e in page.locator("[data-test=flow-chart]").locator("xpath=..").locator(".yaxis span").all()
+            ]
+            assert flow_axis[0].startswith("+") and flow_axis[1] == "0" and flow_axis[-1].startswith("−")
+            # day labels under both charts: the first day and the last
+            axis = page.locator("[data-test=size-chart]").locator("xpath=../..").locator(".axis span").all()
+            assert axis[0].inner_text() == api["days"][0]["day"] and axis[-1].inner_text() == "03-01"
+            for sel in (".stats .stat", "[data-test=days] thead th", ".report-head > *", ".yaxis span", ".axis span"):
+                _no_overlap(page, sel)
+            page.screenshot(path=str(tmp_path / f"history-{locale[:2]}-{width}.png"), full_page=True)
+            context.close()
+    finally:
+        clocked.now = saved
+
+
+def test_with_no_exits_the_flow_axis_has_no_minus(browser: Any, clocked: ClockedServer, story: Workspace) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    _login(page, clocked.url, story)
+    page.goto(f"{clocked.url}/ui/segments/buyers/report?days=7")  # buyers: nobody leaves
+    flow_axis = [
+        e.inner_text() for e in page.locator("[data-test=flow-chart]").locator("xpath=..").locator(".yaxis span").all()
+    ]
+    assert flow_axis[-1] == "0" and not any(a.startswith("−") for a in flow_axis)
+    assert page.inner_text("[data-test=exits]") == "−0"
+    context.close()
+
+
+def _no_overlap(page: Any, selector: str) -> None:
+    boxes = [b for b in (e.bounding_box() for e in page.locator(selector).all() if e.is_visible()) if b]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = (
+                a["x"] + a["width"] <= b["x"] + 0.5
+                or b["x"] + b["width"] <= a["x"] + 0.5
+                or a["y"] + a["height"] <= b["y"] + 0.5
+                or b["y"] + b["height"] <= a["y"] + 0.5
+            )
+            assert apart, f"{selector}: {a} overlaps {b}"

@@ -68,6 +68,24 @@ _TEXT |= {
     "size_over_time": {"ja": "人数の推移", "en": "Size over time"},
     "end_of_day": {"ja": "各日の終わり時点", "en": "at the end of each day"},
     "entries_exits_per_day": {"ja": "日別の流入・離脱", "en": "Entries and exits per day"},
+    "reconstructed": {"ja": "再構成", "en": "Reconstructed"},
+    "reconstructed_hint": {
+        "ja": "セグメント定義前の日：過去のイベントから再構成した値です（属性は現在の値）",
+        "en": "A day before the segment was defined: rebuilt from the events (traits as they are now)",
+    },
+    "defined_day": {"ja": "定義日", "en": "Defined"},
+    "history_note": {
+        "ja": "{day} より前の日は、定義前の過去のイベントから再構成した値です（属性は現在の値で判定）",
+        "en": "Days before {day} are rebuilt from the events before the definition (traits as they are now)",
+    },
+    "history_running": {
+        "ja": "定義前の履歴を再構成しています…",
+        "en": "Reconstructing the history before the definition…",
+    },
+    "history_queued": {
+        "ja": "定義前の履歴の再構成を待っています（まもなく始まります）",
+        "en": "The history before the definition is queued for reconstruction",
+    },
     "overlap": {"ja": "重なり", "en": "Overlap"},
     "compare_with": {"ja": "比較するセグメント", "en": "Compare with"},
     "compare": {"ja": "比較", "en": "Compare"},

@@ -100,13 +100,26 @@ def report(
         console.print_json(data=body)
         return
     console.print(f"[bold]{body['segment']}[/]  {body['size']:,} members now (days in {body['timezone']})")
-    table = Table("day", "entries", "exits", "size", box=None, header_style="bold")
-    for col in table.columns[1:]:
+    history = body.get("history") or {}
+    table = Table("day", "entries", "exits", "size", "source", box=None, header_style="bold")
+    for col in table.columns[1:4]:
         col.justify = "right"
     for d in body["days"]:
+        if d["source"] == "pending":
+            table.add_row(d["day"], "…", "…", "…", "pending")
+            continue
+        source = "defined" if d["day"] == history.get("defined") else d["source"]
         table.add_row(d["day"], f"+{d['entries']:,}" if d["entries"] else "", f"-{d['exits']:,}" if d["exits"] else "",
-                      f"{d['size']:,}")  # fmt: skip
+                      f"{d['size']:,}", source)  # fmt: skip
     console.print(table)
+    if history.get("status") == "running":
+        console.print(f"reconstructing the days before {history['defined']}: {history.get('days_done', 0)}"
+                      f" of {history.get('days_total') or '?'} days done")  # fmt: skip
+    elif history.get("status") == "queued":
+        console.print(f"the days before {history['defined']} are queued for reconstruction")
+    if any(d["source"] == "reconstructed" for d in body["days"]):
+        console.print(f"reconstructed: days before {history['defined']}, rebuilt from the events"
+                      " (traits as they are now)", highlight=False)  # fmt: skip
 
 
 @app.command("export")
