@@ -24,6 +24,11 @@ Phases (each prints its part of one JSON object on stdout; progress on stderr):
   cold (a new connection) and warm (median of 3).
 * **backfill**: a computed trait's history counted by `tsunagu.sql.backfill` over the
   same file, page by page, into an engine holding every person (`Engine.apply_backfill`).
+* **history** (not in the default phases): a segment's history reconstructed before its
+  definition (`tsunagu.history`): the 5-condition segment's members as of a past day
+  (`segment_query(..., as_of=True)`) over the same file, for `--history-days` days
+  spread over the year; ms a day (p50, max) and the projection to a year (366 days, the
+  longest a reconstruction covers).
 * **vocabulary** (not in the default phases): what the rule warnings cost over the same
   file (`tsunagu.sql.vocabulary`): a full read (cold, warm), increments of 10, 1,000 and
   100,000 log records, the traits alone, and one check of a rule with seven warnings.
@@ -895,6 +900,33 @@ WARNED_RULE = {"all": [
 ]}  # fmt: skip
 
 
+def run_history(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """What reconstructing a segment's history costs: one as-of query a day."""
+    from tsunagu.core.segments import parse_rule
+    from tsunagu.history import MAX_DAYS, Job, members_on
+
+    con = _connect(path, args)
+    job = Job("bench", 1, parse_rule(SEGMENT_5), info["today"] + 1, {}, {})
+    step = max(1, 364 // max(args.history_days - 1, 1))
+    days = [info["today"] - i * step for i in range(args.history_days)]
+    watch = CpuWatch()
+    times, sizes = [], []
+    for day in days:
+        t = time.perf_counter()
+        sizes.append(len(members_on(con, job, day, TIMEZONE)))
+        times.append((time.perf_counter() - t) * 1e3)
+        log(f"history: day -{info['today'] - day}: {sizes[-1]:,} members in {times[-1]:.0f} ms")
+    times_sorted = sorted(times)
+    out = {
+        "days_measured": len(days), "ms_per_day_p50": round(statistics.median(times), 1),
+        "ms_per_day_max": round(times_sorted[-1], 1),
+        "projected_year_s": round(statistics.mean(times) * MAX_DAYS / 1e3, 1),
+        "members": {"min": min(sizes), "max": max(sizes)}, **watch.result(),
+    }  # fmt: skip
+    log(f"history: {out['ms_per_day_p50']} ms a day (p50), a year projected {out['projected_year_s']} s")
+    return out
+
+
 def run_vocabulary(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict[str, Any]:
     """What the checks cost: a full read of the vocabulary, increments, traits, one check."""
     from tsunagu.core.rulecheck import check_rule
@@ -951,6 +983,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--single-seconds", type=float, default=8.0, help="http phase: /v1/track seconds per configuration")
     p.add_argument("--people", type=int, default=1_000_000, help="bulk phase: people (default 1,000,000)")
     p.add_argument("--bulk-events", type=int, default=50_000_000, help="bulk phase: events (default 50,000,000)")
+    p.add_argument("--history-days", type=int, default=12, help="history phase: past days measured")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads for the queries")
     p.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit for the queries (the store's default)")
     p.add_argument("--generate-memory", default="6GB", help="DuckDB memory_limit while generating the file")
@@ -975,9 +1008,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.retries = 0
     args.segments = [int(x) for x in str(args.segments).split(",") if x != ""]
     args.phases = [x.strip() for x in args.phases.split(",") if x.strip()]
-    unknown = set(args.phases) - {"engine", "http", "bulk", "backfill", "vocabulary"}
+    unknown = set(args.phases) - {"engine", "http", "bulk", "backfill", "vocabulary", "history"}
     if unknown:
-        p.error(f"unknown phase {sorted(unknown)[0]!r}: engine, http, bulk, backfill or vocabulary")
+        p.error(f"unknown phase {sorted(unknown)[0]!r}: engine, http, bulk, backfill, vocabulary or history")
     return args
 
 
@@ -1006,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
         report["engine"] = run_engine(args, cache)
     if "http" in args.phases:
         report["http"] = run_http(args)
-    if "bulk" in args.phases or "backfill" in args.phases or "vocabulary" in args.phases:
+    if {"bulk", "backfill", "vocabulary", "history"} & set(args.phases):
         path, info = bulk_file(args, cache)
         if "bulk" in args.phases:
             report["bulk"] = run_bulk(args, path, info)
@@ -1014,6 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
             report["backfill"] = run_backfill(args, path, info)
         if "vocabulary" in args.phases:
             report["vocabulary"] = run_vocabulary(args, path, info)
+        if "history" in args.phases:
+            report["history"] = run_history(args, path, info)
     report["total_s"] = round(time.perf_counter() - started, 1)
     report["machine"] = machine()
     report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "child"}

@@ -92,6 +92,7 @@ async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int
     starts = [_midnight(d, zone) for d in dates]
     ends = [*starts[1:], _midnight(today + timedelta(days=1), zone)]
     await pipe.flush()
+    pipe.histories.check()  # history that arrived since the last look is reconstructed again
     history = pipe.histories.status(name)
     defined = date.fromisoformat(history["defined"]) if "defined" in history else dates[0]
     sql = f"""
