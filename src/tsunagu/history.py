@@ -15,8 +15,7 @@ transaction at the end, so a report reads the old rows until the new ones are co
 When events dated before the definition day arrive later (a history import, the demo's
 load), the count changes and the pipeline reconstructs again.
 
-Traits (`{"trait": ...}`) are read as they are now: the events do not hold every change
-of a person's traits.
+Traits (`{"trait": ...}`) are what the identify events up to the day's end made them.
 """
 
 from __future__ import annotations

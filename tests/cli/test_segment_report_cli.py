@@ -37,7 +37,7 @@ def test_segments_report_marks_the_definition_day_and_the_reconstructed_days(sto
     out = tsunagu("segments", "report", "gold", "--days", "6", "--url", story.url, "--token", story.api_token).stdout
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("2026-")]
     assert rows[:2] == [["2026-02-28", "0", "reconstructed"], ["2026-03-01", "0", "defined"]]
-    assert "reconstructed: days before 2026-03-01, rebuilt from the events (traits as they are now)" in out
+    assert "reconstructed: days before 2026-03-01, rebuilt from the events up to the end of each day" in out
 
 
 def test_segments_export_writes_the_csv_and_refuses_an_unknown_segment(story: Workspace, tmp_path: Path) -> None:

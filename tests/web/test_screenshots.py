@@ -70,6 +70,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, s
         url + "/api/v1/people/lookup", params={"type": "user_id", "value": MEMBER},
         headers={"Authorization": f"Bearer {token}"}, timeout=30,
     ).json()  # fmt: skip
+    # the report's days before the definition are reconstructed in the background: wait for them
+    deadline = time.monotonic() + 300
+    while True:
+        history = httpx.get(url + "/api/v1/segments/vip/report", params={"days": 1},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["history"]  # fmt: skip
+        if history["status"] == "done" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     yield url, password, person["person_id"]
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=60)

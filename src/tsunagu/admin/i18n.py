@@ -70,13 +70,13 @@ _TEXT |= {
     "entries_exits_per_day": {"ja": "日別の流入・離脱", "en": "Entries and exits per day"},
     "reconstructed": {"ja": "再構成", "en": "Reconstructed"},
     "reconstructed_hint": {
-        "ja": "セグメント定義前の日：過去のイベントから再構成した値です（属性は現在の値）",
-        "en": "A day before the segment was defined: rebuilt from the events (traits as they are now)",
+        "ja": "セグメント定義前の日：その日までのイベントから再構成した値です",
+        "en": "A day before the segment was defined: rebuilt from the events up to that day",
     },
     "defined_day": {"ja": "定義日", "en": "Defined"},
     "history_note": {
-        "ja": "{day} より前の日は、定義前の過去のイベントから再構成した値です（属性は現在の値で判定）",
-        "en": "Days before {day} are rebuilt from the events before the definition (traits as they are now)",
+        "ja": "{day} より前の日は、各日の終わりまでのイベントから再構成した値です（定義前の履歴）",
+        "en": "Days before {day} are rebuilt from the events up to the end of each day (history before the definition)",
     },
     "history_running": {
         "ja": "定義前の履歴を再構成しています…",

@@ -118,8 +118,8 @@ def report(
     elif history.get("status") == "queued":
         console.print(f"the days before {history['defined']} are queued for reconstruction")
     if any(d["source"] == "reconstructed" for d in body["days"]):
-        console.print(f"reconstructed: days before {history['defined']}, rebuilt from the events"
-                      " (traits as they are now)", highlight=False)  # fmt: skip
+        console.print(f"reconstructed: days before {history['defined']}, rebuilt from the events up to the end"
+                      " of each day", highlight=False)  # fmt: skip
 
 
 @app.command("export")

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlglot
 from sqlglot import exp
 
 from ..core import userdata
@@ -58,6 +59,7 @@ from ._rows import (
     event_filter,
     in_,
     instant,
+    json_path,
     json_text,
     json_type,
     json_value,
@@ -201,6 +203,9 @@ class _Compiler:
 
     def condition(self, rule: Rule) -> exp.Expression:
         if isinstance(rule, TraitIs):
+            if self.as_of:
+                alias = self.cte(self._trait_as_of(rule.trait))
+                return _compare(json_text(col("v", alias), []), rule.op, rule.value)
             return _compare(json_text(col("traits", "p"), [rule.trait]), rule.op, rule.value)
         if isinstance(rule, Did):
             n = exp.Coalesce(this=self._counter(rule), expressions=[num(0)])
@@ -284,6 +289,41 @@ class _Compiler:
         else:
             window = self._days(*userdata.window_days(rule.window, self.today))
         return self._stat(rows, ordinals, window, rule.stat)
+
+    def _trait_as_of(self, key: str) -> exp.Select:
+        """(person_id, v): a trait's JSON value at the end of `today`, from the identify
+        events up to then, as `core.people.apply_traits` keeps it: the latest write by
+        (time, message id) wins (a `$unset` writes "none"); without one, the earliest
+        `$set_once`. Order-independent, so the events alone give the exact value."""
+        upto = exp.and_(*self.window(None, self.today)).sql("duckdb")
+        path = to_sql(json_path([key]), "duckdb")
+        once = to_sql(json_path(["$set_once", key]), "duckdb")
+        unset = to_sql(json_path(["$unset"]), "duckdb")
+        name = to_sql(lit(key), "duckdb")
+        value, unset_value = f"json_extract(traits, {path})", f"json_extract(traits, {unset})"
+        unsets = (
+            f"(json_type({unset_value}) = 'VARCHAR' AND json_extract_string(traits, {unset}) = {name}) OR"
+            f" (json_type({unset_value}) = 'ARRAY' AND list_contains(CAST({unset_value} AS VARCHAR[]), {name}))"
+        )
+        sql = f"""
+            SELECT coalesce(w.person_id, o.person_id) AS person_id,
+                CASE WHEN w.person_id IS NULL THEN o.v WHEN w.unset THEN NULL ELSE w.v END AS v
+            FROM (
+                SELECT {_PERSON} AS person_id, {value} AS v, json_type({value}) IS NULL AS unset
+                FROM {_EVENTS}
+                WHERE type = 'identify' AND {upto} AND (json_type({value}) IS NOT NULL OR {unsets})
+                QUALIFY row_number() OVER (PARTITION BY {_PERSON} ORDER BY timestamp DESC, message_id DESC) = 1
+            ) AS w
+            FULL OUTER JOIN (
+                SELECT {_PERSON} AS person_id, json_extract(traits, {once}) AS v
+                FROM {_EVENTS}
+                WHERE type = 'identify' AND {upto} AND json_type(json_extract(traits, {once})) IS NOT NULL
+                QUALIFY row_number() OVER (PARTITION BY {_PERSON} ORDER BY timestamp, message_id) = 1
+            ) AS o ON o.person_id = w.person_id
+        """  # fmt: skip
+        query = sqlglot.parse_one(sql, read="duckdb")
+        assert isinstance(query, exp.Select)
+        return query
 
     def _sessions(self) -> exp.Select:
         """The events numbered by session (`sessions`); as of a past day, only those up to
@@ -501,8 +541,8 @@ def segment_query(
 
     `as_of`: the members as they were at the end of `today`, a past day: only people
     first seen by then, and only the events that had happened by then (event windows
-    already end with `today`; sessions are cut there too). Traits (`{"trait": ...}`) are
-    the people's traits now: the events do not hold every change of them.
+    already end with `today`; sessions are cut there too; a trait is the value the identify
+    events up to then give it, as `core.people.apply_traits` resolves them).
     """
     compiler = _Compiler(today, timezone, computed or {}, segments or {}, as_of)
     where = compiler.condition(rule)
