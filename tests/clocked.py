@@ -130,3 +130,34 @@ def tell_story(clocked: ClockedServer) -> Workspace:
     buy(ws, 800, userId="U5")
     clocked.now = jst(2026, 3, 5, 18, 0)
     return ws
+
+
+def _track(uid: str, event: str, when: str, channel: str, **props: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": uid, "event": event, "timestamp": when, "properties": props,
+            "context": {"channel": channel}}  # fmt: skip
+
+
+def tell_overview_story(clocked: ClockedServer) -> Workspace:
+    """A week of a shop in Tokyo, for the overview (now: 2026-11-20 12:00 in Tokyo).
+
+    U1 buys on the web at 23:30 on the 19th and in store at 00:30 on the 20th (one UTC
+    day); U2 views a coat on the web and buys two in store; U3 buys in the app; U4 only
+    looks. Revenue: web 1,000 (19th), store 2,000 (20th) and 29,800 (18th), app 4,500 (17th).
+    """
+    ws = clocked.create_workspace()
+    clocked.now = jst(2026, 11, 20, 12, 0)
+    coat = {"sku": "YH-OT001", "product_name": "ウールコート", "category": "アウター", "price": 14900}
+    knit = {"sku": "YH-KN002", "product_name": "ケーブル編み カーディガン", "category": "ニット", "price": 2000}
+    batch = [
+        {"type": "identify", "userId": "U1", "timestamp": "2026-11-19T20:00:00+09:00", "traits": {"name": "山田 花子"}},
+        _track("U1", "view", "2026-11-19T23:10:00+09:00", "web", **knit),
+        _track("U1", "buy", "2026-11-19T23:30:00+09:00", "web", revenue=1000, items=[{**knit, "quantity": 1}]),
+        _track("U1", "buy", "2026-11-20T00:30:00+09:00", "store", revenue=2000, items=[{**knit, "quantity": 1}]),
+        _track("U2", "view", "2026-11-16T12:00:00+09:00", "web", **coat),
+        _track("U2", "buy", "2026-11-18T15:00:00+09:00", "store", revenue=29800, items=[{**coat, "quantity": 2}]),
+        _track("U3", "buy", "2026-11-17T21:00:00+09:00", "app", revenue=4500),
+        _track("U4", "view", "2026-11-19T08:00:00+09:00", "app", **coat),
+        _track("U4", "view", "2026-11-19T08:01:00+09:00", "web", **knit),
+    ]
+    assert ws.ingest("/v1/batch", {"batch": batch}).status_code == 200
+    return ws

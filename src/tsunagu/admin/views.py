@@ -27,11 +27,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from ..api.overview import workspace_overview
 from ..core.errors import TsunaguError
+from ..sql.overview import CHANNELS
 from .account import account_routes
 from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
 from .karte import Labels, event_text, match_reason, shopping, store_names
+from .overview import DAY_CHOICES, H, W, bar_chart, day_labels, mix_label
 from .segment_report import segment_report_routes
 from .segments import data_rows, segment_routes
 from .sessions import (
@@ -151,40 +154,24 @@ def build_ui(platform: Platform) -> ASGIApp:
 
     async def overview(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
-        await pipe.flush()
+        raw = request.query_params.get("days", "")
+        days = int(raw) if raw.isdigit() and int(raw) in DAY_CHOICES else 30
         now = platform.clock()
-        since = now - 3600_000
+        report = await workspace_overview(pipe, days, now)  # flushes first
         q = pipe.analytics.query
         ((people, identified),) = await asyncio.to_thread(
             q, "SELECT count(*), count(*) FILTER (WHERE json_extract(identifiers, '$.user_id') IS NOT NULL) FROM people"
         )
-        by_channel = await asyncio.to_thread(
-            q, "SELECT channel, count(*) n FROM events WHERE type NOT IN ('merge', 'identity_conflict')"
-            " GROUP BY 1 ORDER BY n DESC",
-        )  # fmt: skip
-        by_event = await asyncio.to_thread(
-            q, "SELECT CASE WHEN type = 'track' THEN event ELSE type END, count(*) n FROM events"
-            " WHERE type NOT IN ('merge', 'identity_conflict')"
-            " GROUP BY 1 ORDER BY n DESC LIMIT 12",
-        )  # fmt: skip
-        per_minute = dict(
-            await asyncio.to_thread(
-                q,
-                "SELECT epoch_ms(date_trunc('minute', received_at)) m, count(*) FROM events"
-                " WHERE epoch_ms(received_at) >= ? AND type NOT IN ('merge', 'identity_conflict') GROUP BY 1",
-                [since],
-            )
-        )
         set_aside = sum((await asyncio.to_thread(pipe.quarantine.counts)).values())
-        minute0 = (since // 60_000 + 1) * 60_000
-        minutes = [(m, per_minute.get(m, 0)) for m in range(minute0, now + 1, 60_000)]
-        zone = tz(pipe)
+        lang = language(request)
         return render(
             request, "overview.html", s=s, people=people, identified=identified,
-            share=(identified / people * 100) if people else 0, by_channel=by_channel, by_event=by_event,
-            minutes=[(datetime.fromtimestamp(m / 1000, zone).strftime("%H:%M"), n) for m, n in minutes],
-            max_minute=max([n for _, n in minutes] + [1]), max_channel=max([n for _, n in by_channel] + [1]),
-            max_event=max([n for _, n in by_event] + [1]), set_aside=set_aside,
+            share=(identified / people * 100) if people else 0, set_aside=set_aside, o=report, days=days,
+            day_choices=DAY_CHOICES, channels=CHANNELS, W=W, H=H,
+            revenue_chart=bar_chart(report.daily, "revenue", stacked=True),
+            buyers_chart=bar_chart(report.daily, "buyers", stacked=False),
+            day_labels=day_labels([d["day"] for d in report.daily]),
+            mix=lambda v: mix_label(v, lang), zone_label=zone_label(tz(pipe), now),
         )  # fmt: skip
 
     async def people(request: Request) -> Response:

@@ -269,6 +269,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
     from .reports import router as reports_router  # it imports this module's helpers
 
     app.include_router(reports_router)
+    from .overview import router as overview_router  # it imports this module's helpers
+
+    app.include_router(overview_router)
 
     @app.get("/health", tags=["system"])
     async def health() -> dict[str, str]:
