@@ -84,6 +84,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, s
     log.close()
 
 
+_SPILLED = """() => [...document.querySelectorAll('.card')]
+    .filter(c => c.scrollWidth > c.clientWidth + 1)
+    .map(c => (c.className + ': ' + c.innerText).slice(0, 80))"""
+
+
 def _out_dir(tmp_path: Path) -> Path:
     if os.environ.get("TSUNAGU_SCREENSHOTS") == "docs":
         return ROOT / "docs" / "images"
@@ -109,6 +114,9 @@ def test_every_page_in_japanese_on_a_laptop_and_a_tablet(browser: Any, demo: tup
             page.wait_for_selector(selector)
             page.wait_for_timeout(300)  # the builder's live count, the live page's first refresh
             assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
+            # nothing spills out of its card (a long number in a narrow stat card)
+            spilled = page.evaluate(_SPILLED)
+            assert not spilled, (name, width, spilled)
             page.screenshot(path=str(out / f"{name}-ja-{width}.png"), full_page=False)
     assert not errors, errors
     context.close()
