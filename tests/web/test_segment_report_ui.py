@@ -14,6 +14,7 @@ import pytest
 
 from ..clocked import NAME, ClockedServer, jst, tell_story
 from ..conftest import Workspace
+from .layout import no_overlap
 
 PASSWORD = "correct horse battery"
 
@@ -156,7 +157,7 @@ def test_reconstructed_days_are_marked_and_the_axes_are_honest(
             axis = page.locator("[data-test=size-chart]").locator("xpath=../..").locator(".axis span").all()
             assert axis[0].inner_text() == api["days"][0]["day"] and axis[-1].inner_text() == "03-01"
             for sel in (".stats .stat", "[data-test=days] thead th", ".report-head > *", ".yaxis span", ".axis span"):
-                _no_overlap(page, sel)
+                no_overlap(page, sel)
             page.screenshot(path=str(tmp_path / f"history-{locale[:2]}-{width}.png"), full_page=True)
             context.close()
     finally:
@@ -174,16 +175,3 @@ def test_with_no_exits_the_flow_axis_has_no_minus(browser: Any, clocked: Clocked
     assert flow_axis[-1] == "0" and not any(a.startswith("−") for a in flow_axis)
     assert page.inner_text("[data-test=exits]") == "−0"
     context.close()
-
-
-def _no_overlap(page: Any, selector: str) -> None:
-    boxes = [b for b in (e.bounding_box() for e in page.locator(selector).all() if e.is_visible()) if b]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            apart = (
-                a["x"] + a["width"] <= b["x"] + 0.5
-                or b["x"] + b["width"] <= a["x"] + 0.5
-                or a["y"] + a["height"] <= b["y"] + 0.5
-                or b["y"] + b["height"] <= a["y"] + 0.5
-            )
-            assert apart, f"{selector}: {a} overlaps {b}"

@@ -16,6 +16,7 @@ import pytest
 from tsunagu.storage.control import ControlStore
 
 from ..conftest import Server, Workspace
+from .layout import no_overlap
 
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "battery staple horse"
@@ -211,8 +212,8 @@ def test_the_account_page_in_japanese_and_english_on_a_laptop_and_a_tablet(
             assert form["y"] >= session["y"] + session["height"]
         for box in (session, form):
             assert box["x"] >= 0 and box["x"] + box["width"] <= width
-        _no_overlap(page, "header.top > *")
-        _no_overlap(page, ".password-form > label, .password-form > button, .password-form > p")
+        no_overlap(page, "header.top > *")
+        no_overlap(page, ".password-form > label, .password-form > button, .password-form > p")
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing sticks out
     # a refusal names the reason on the page; another session offers to end it
     with _logged_in(server, workspace, email):
@@ -224,7 +225,7 @@ def test_the_account_page_in_japanese_and_english_on_a_laptop_and_a_tablet(
         page.wait_for_selector(".password-form .error")
         assert page.locator(".end-sessions button").is_visible()
         page.screenshot(path=f"/tmp/tsunagu-account-{locale[:2]}-820-refused.png", full_page=True)
-        _no_overlap(page, ".password-form > *:not([type=hidden])")
+        no_overlap(page, ".password-form > *:not([type=hidden])")
     page.fill("input[name=current]", PASSWORD)
     page.fill("input[name=new]", NEW_PASSWORD)
     page.fill("input[name=again]", NEW_PASSWORD)
@@ -234,16 +235,3 @@ def test_the_account_page_in_japanese_and_english_on_a_laptop_and_a_tablet(
     assert changed in page.inner_text("main")
     assert not errors, errors
     context.close()
-
-
-def _no_overlap(page: Any, selector: str) -> None:
-    boxes = [b for b in (e.bounding_box() for e in page.locator(selector).all() if e.is_visible()) if b]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            apart = (
-                a["x"] + a["width"] <= b["x"] + 0.5
-                or b["x"] + b["width"] <= a["x"] + 0.5
-                or a["y"] + a["height"] <= b["y"] + 0.5
-                or b["y"] + b["height"] <= a["y"] + 0.5
-            )
-            assert apart, f"{selector}: {a} overlaps {b}"
