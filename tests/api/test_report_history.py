@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..cli.test_cli import tsunagu
 from ..clocked import JST, ClockedServer, jst
 from ..conftest import Workspace
 
@@ -147,3 +148,36 @@ def test_a_changed_definition_reconstructs_its_own_history(clocked: ClockedServe
 def test_the_report_needs_the_api_token(defined: Workspace) -> None:
     r = httpx.get(f"{defined.url}/api/v1/segments/recent/report", timeout=10)
     assert r.status_code == 401
+
+
+def test_before_the_reconstruction_the_days_are_pending_with_no_numbers(clocked: ClockedServer) -> None:
+    ws = clocked.create_workspace()
+    clocked.now = jst(2026, 3, 1, 10, 0)
+    _send(ws, _buys())
+
+    async def hold() -> None:  # the background task does not start: the report sees it queued
+        pipe = await clocked.platform.pipeline(ws.name)
+        await pipe.histories.wait()  # the look on opening is over
+        pipe.histories.check = lambda: None  # type: ignore[method-assign]
+
+    clocked.run(hold())
+    clocked.define_segment(ws, "recent", RULE)
+    body = _report(ws, days=5)
+    assert body["history"]["status"] == "queued"
+    assert [d["source"] for d in body["days"]] == ["pending"] * 5
+    assert all(d["entries"] is None and d["exits"] is None for d in body["days"])
+    assert [d["size"] for d in body["days"][:-1]] == [None] * 4 and body["days"][-1]["size"] == len(
+        _members(_buys(), DEFINED)
+    )
+    out = tsunagu("segments", "report", "recent", "--days", "3", "--url", ws.url, "--token", ws.api_token).stdout
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("2026-")]
+    assert rows[0] == ["2026-02-27", "…", "…", "…", "pending"]
+    assert "queued for reconstruction" in out
+
+    async def release() -> None:
+        pipe = await clocked.platform.pipeline(ws.name)
+        del pipe.histories.check  # the class's again
+        await pipe.histories.wait()
+
+    clocked.run(release())
+    assert _report(ws, days=5)["history"]["status"] == "done"

@@ -175,3 +175,43 @@ def test_with_no_exits_the_flow_axis_has_no_minus(browser: Any, clocked: Clocked
     assert flow_axis[-1] == "0" and not any(a.startswith("−") for a in flow_axis)
     assert page.inner_text("[data-test=exits]") == "−0"
     context.close()
+
+
+def test_days_not_yet_reconstructed_show_as_pending(browser: Any, clocked: ClockedServer) -> None:
+    from ..api.test_report_history import RULE, _buys, _send
+
+    ws = clocked.create_workspace()
+    clocked.create_user(ws, "staff@example.jp", PASSWORD)
+    saved = clocked.now
+    clocked.now = jst(2026, 3, 1, 10, 0)
+    try:
+        _send(ws, _buys())
+
+        async def hold() -> None:  # no reconstruction yet: the page must say so, not draw zeros
+            pipe = await clocked.platform.pipeline(ws.name)
+            await pipe.histories.wait()
+            pipe.histories.check = lambda: None  # type: ignore[method-assign]
+
+        clocked.run(hold())
+        clocked.define_segment(ws, "recent", RULE)
+        for locale, word in (("ja-JP", "再構成を待っています"), ("en-US", "queued for reconstruction")):
+            context = browser.new_context(viewport={"width": 820, "height": 1000}, locale=locale)
+            page = context.new_page()
+            _login(page, clocked.url, ws)
+            page.goto(f"{clocked.url}/ui/segments/recent/report?days=7")
+            assert word in page.inner_text("[data-test=history-queued]")
+            pending = page.locator("[data-test=days] tbody tr[data-source=pending]")
+            assert pending.count() == 7  # the definition day too: its entries need the day before
+            assert pending.last.inner_text().split("\t")[1:] == ["…", "…", "…"]
+            assert pending.first.inner_text().split("\t")[1:3] == ["…", "…"]  # today's size is known
+            assert page.inner_text("[data-test=entries]") == "+0"  # nothing counted as entering
+            context.close()
+
+        async def release() -> None:
+            pipe = await clocked.platform.pipeline(ws.name)
+            del pipe.histories.check
+            await pipe.histories.wait()
+
+        clocked.run(release())
+    finally:
+        clocked.now = saved
