@@ -9,11 +9,11 @@ and went since the day before. It covers up to `MAX_DAYS` days before the defini
 day, from the first day the workspace has events.
 
 Rows live in the analytics file (`segment_history`, one per segment version and day;
-`segment_history_runs`, one per finished reconstruction, with how many events were
-before the definition day when it ran). A reconstruction writes its rows in one
-transaction at the end, so a report reads the old rows until the new ones are complete.
-When events dated before the definition day arrive later (a history import, the demo's
-load), the count changes and the pipeline reconstructs again.
+`segment_history_runs`, one per finished reconstruction, with the last log record it
+saw). A reconstruction writes its rows in one transaction at the end, so a report reads
+the old rows until the new ones are complete. When events dated before the definition
+day arrive later (a history import, the demo's load), the pipeline reconstructs again;
+finding out reads only the events that arrived since that record.
 
 Traits (`{"trait": ...}`) are what the identify events up to the day's end made them.
 """
@@ -42,11 +42,11 @@ if TYPE_CHECKING:
     from .pipeline import WorkspacePipeline
 
 __all__ = [
-    "DDL", "MAX_DAYS", "Job", "Reconstructions", "Run", "events_before", "first_event_day", "forget_segment",
-    "members_on", "reconstruct", "runs",
+    "DDL", "MAX_DAYS", "Job", "Reconstructions", "Run", "arrived_before", "first_event_day", "forget_segment",
+    "last_seq", "members_on", "reconstruct", "runs",
 ]  # fmt: skip
 
-#: the days before the definition day a reconstruction covers (a report's longest range)
+#: the days before the definition day a reconstruction covers: a report's longest range
 MAX_DAYS = 366
 DDL = """
 CREATE TABLE IF NOT EXISTS segment_history (
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS segment_history (
 );
 CREATE TABLE IF NOT EXISTS segment_history_runs (
     segment VARCHAR NOT NULL, version INTEGER NOT NULL, defined_day DATE NOT NULL,
-    first_day DATE, events_before BIGINT NOT NULL, days BIGINT NOT NULL, digest VARCHAR NOT NULL,
+    first_day DATE, upto_seq BIGINT NOT NULL, days BIGINT NOT NULL, digest VARCHAR NOT NULL,
     PRIMARY KEY (segment, version)
 );
 """
@@ -89,7 +89,7 @@ class Run:
 
     defined_day: int
     first_day: int | None  # the first day reconstructed (None: no events before the definition day)
-    events_before: int
+    upto_seq: int  # the last log record the reconstruction saw
     days: int
     digest: str
 
@@ -102,12 +102,20 @@ def _number(d: date) -> int:
     return (d - date(1970, 1, 1)).days
 
 
-def events_before(con: duckdb.DuckDBPyConnection, day: int, timezone: str) -> int:
-    """How many events happened before local day `day` began (a zone-map count)."""
+def last_seq(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT max(seq) FROM events").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def arrived_before(con: duckdb.DuckDBPyConnection, day: int, after_seq: int, timezone: str) -> bool:
+    """Did an event dated before local day `day` arrive after log record `after_seq`? Reads
+    only the rows after it (events are stored in log order: DuckDB prunes by `seq`)."""
     start, _ = day_start(day, timezone)
-    row = con.execute(f"SELECT count(*) FROM events WHERE timestamp < ?::TIMESTAMPTZ AND {_SYSTEM}",
-                      [start.isoformat(sep=" ")]).fetchone()  # fmt: skip
-    return int(row[0]) if row else 0
+    row = con.execute(
+        f"SELECT count(*) FROM events WHERE seq > ? AND timestamp < ?::TIMESTAMPTZ AND {_SYSTEM}",
+        [after_seq, start.isoformat(sep=" ")],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def first_event_day(con: duckdb.DuckDBPyConnection, timezone: str) -> int | None:
@@ -127,7 +135,7 @@ def members_on(con: duckdb.DuckDBPyConnection, job: Job, day: int, timezone: str
 def runs(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], Run]:
     con.execute(DDL)
     rows = con.execute(
-        "SELECT segment, version, defined_day, first_day, events_before, days, digest FROM segment_history_runs"
+        "SELECT segment, version, defined_day, first_day, upto_seq, days, digest FROM segment_history_runs"
     ).fetchall()
     return {(s, v): Run(_number(d), _number(f) if f else None, n, k, h) for s, v, d, f, n, k, h in rows}
 
@@ -145,7 +153,7 @@ def reconstruct(
     """
     with reader() as con:
         con.execute(DDL)
-        before = events_before(con, job.defined_day, timezone)
+        upto = last_seq(con)
         first = first_event_day(con, timezone)
     days: list[int] = []
     if first is not None and first < job.defined_day:
@@ -173,12 +181,12 @@ def reconstruct(
     if cancelled():
         return None
     with reader() as con:
-        _store(con, job, rows, before, days)
+        _store(con, job, rows, upto, days)
     return prev
 
 
 def _store(con: duckdb.DuckDBPyConnection, job: Job, rows: list[tuple[str, int, str, int, int, int]],
-           before: int, days: list[int]) -> None:  # fmt: skip
+           upto: int, days: list[int]) -> None:  # fmt: skip
     try:
         con.execute("BEGIN TRANSACTION")
         con.execute("DELETE FROM segment_history WHERE segment = ?", [job.segment])
@@ -192,7 +200,7 @@ def _store(con: duckdb.DuckDBPyConnection, job: Job, rows: list[tuple[str, int, 
                 job.version,
                 _iso(job.defined_day),
                 _iso(days[0]) if days else None,
-                before,
+                upto,
                 len(days),
                 job.digest,
             ],
@@ -325,17 +333,14 @@ class Reconstructions:
             self.runs = runs(con)
             for name in {s for s, _ in self.runs if ("segment", s) not in live.definitions}:
                 forget_segment(con, name)
-            counts: dict[int, int] = {}
             for name in list(live.segments):
                 job = self.job(name)
                 if job is None:
                     continue
                 run = self.runs.get((name, job.version))
-                if job.defined_day not in counts:
-                    counts[job.defined_day] = events_before(con, job.defined_day, tz)
                 if (
                     run is None or run.defined_day != job.defined_day or run.digest != job.digest
-                    or run.events_before != counts[job.defined_day]
+                    or arrived_before(con, job.defined_day, run.upto_seq, tz)
                 ):  # fmt: skip
                     out.append(job)
         return out

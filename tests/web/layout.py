@@ -1,8 +1,23 @@
-"""Layout checks the Chromium tests share."""
+"""What the Chromium tests share: logging in as a workspace user, layout checks."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..conftest import Workspace
+
+#: the password the tests give the staff user they create (`staff@example.jp`)
+PASSWORD = "correct horse battery"
+
+
+def login(page: Any, url: str, ws: Workspace) -> None:
+    """Log in as the workspace's staff user and land on the overview."""
+    page.goto(f"{url}/ui/login")
+    page.fill("input[name=workspace]", ws.name)
+    page.fill("input[name=email]", "staff@example.jp")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/ui/")
 
 
 def no_overlap(page: Any, selector: str) -> None:

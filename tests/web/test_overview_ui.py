@@ -12,8 +12,7 @@ import pytest
 
 from ..clocked import ClockedServer, jst, tell_overview_story
 from ..conftest import Workspace
-
-PASSWORD = "correct horse battery"
+from .layout import PASSWORD, login
 
 # every rendered text run in <main>, as (text, rects); pairs of runs whose boxes intersect
 _OVERLAPS = """() => {
@@ -49,15 +48,6 @@ def story(clocked: ClockedServer) -> Workspace:
     return ws
 
 
-def _login(page: Any, url: str, ws: Workspace) -> None:
-    page.goto(f"{url}/ui/login")
-    page.fill("input[name=workspace]", ws.name)
-    page.fill("input[name=email]", "staff@example.jp")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/ui/")
-
-
 @pytest.mark.parametrize(
     ("locale", "words"),
     [
@@ -75,7 +65,7 @@ def test_the_overview_shows_the_apis_numbers_in_both_languages_at_both_widths(
     ).json()
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
     page = context.new_page()
-    _login(page, clocked.url, story)
+    login(page, clocked.url, story)
     text = page.inner_text("main")
     for word in words:
         assert word in text, word
@@ -122,13 +112,13 @@ def test_the_overview_shows_the_apis_numbers_in_both_languages_at_both_widths(
 def test_a_strange_range_falls_back_to_30_days(browser: Any, clocked: ClockedServer, story: Workspace) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
-    _login(page, clocked.url, story)
+    login(page, clocked.url, story)
     for days in ("abc", "0", "1000"):
         page.goto(f"{clocked.url}/ui/?days={days}")
         assert page.inner_text(".ov-range a.on") == "Last 30 days"
     context.close()
 
 
-def test_the_overview_needs_a_login(clocked: ClockedServer) -> None:
+def test_the_overview_needs_alogin(clocked: ClockedServer) -> None:
     r = httpx.get(clocked.url + "/ui/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui/login"

@@ -14,9 +14,7 @@ import pytest
 
 from ..clocked import NAME, ClockedServer, jst, tell_story
 from ..conftest import Workspace
-from .layout import no_overlap
-
-PASSWORD = "correct horse battery"
+from .layout import PASSWORD, login, no_overlap
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +31,6 @@ def story(clocked: ClockedServer) -> Workspace:
     return ws
 
 
-def _login(page: Any, url: str, ws: Workspace) -> None:
-    page.goto(f"{url}/ui/login")
-    page.fill("input[name=workspace]", ws.name)
-    page.fill("input[name=email]", "staff@example.jp")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/ui/")
-
-
 def test_the_report_page_draws_the_numbers_the_api_gives(
     browser: Any, clocked: ClockedServer, story: Workspace, tmp_path: Path
 ) -> None:
@@ -52,7 +41,7 @@ def test_the_report_page_draws_the_numbers_the_api_gives(
     ).json()
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     page = context.new_page()
-    _login(page, clocked.url, story)
+    login(page, clocked.url, story)
     page.goto(f"{clocked.url}/ui/segments/gold/report?days=7")
     assert page.inner_text("h1") == "gold"
     assert page.inner_text("[data-test=size]") == "3"
@@ -137,7 +126,7 @@ def test_reconstructed_days_are_marked_and_the_axes_are_honest(
         for locale, width in (("ja-JP", 1280), ("ja-JP", 820), ("en-US", 1280), ("en-US", 820)):
             context = browser.new_context(viewport={"width": width, "height": 1000}, locale=locale)
             page = context.new_page()
-            _login(page, clocked.url, ws)
+            login(page, clocked.url, ws)
             page.goto(f"{clocked.url}/ui/segments/recent/report?days=30")
             word = "再構成" if locale == "ja-JP" else "Reconstructed"
             assert page.locator("[data-test=days] tr[data-source=reconstructed] .tag").count() == 29
@@ -167,7 +156,7 @@ def test_reconstructed_days_are_marked_and_the_axes_are_honest(
 def test_with_no_exits_the_flow_axis_has_no_minus(browser: Any, clocked: ClockedServer, story: Workspace) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
-    _login(page, clocked.url, story)
+    login(page, clocked.url, story)
     page.goto(f"{clocked.url}/ui/segments/buyers/report?days=7")  # buyers: nobody leaves
     flow_axis = [
         e.inner_text() for e in page.locator("[data-test=flow-chart]").locator("xpath=..").locator(".yaxis span").all()
@@ -197,7 +186,7 @@ def test_days_not_yet_reconstructed_show_as_pending(browser: Any, clocked: Clock
         for locale, word in (("ja-JP", "再構成を待っています"), ("en-US", "queued for reconstruction")):
             context = browser.new_context(viewport={"width": 820, "height": 1000}, locale=locale)
             page = context.new_page()
-            _login(page, clocked.url, ws)
+            login(page, clocked.url, ws)
             page.goto(f"{clocked.url}/ui/segments/recent/report?days=7")
             assert word in page.inner_text("[data-test=history-queued]")
             pending = page.locator("[data-test=days] tbody tr[data-source=pending]")

@@ -44,7 +44,7 @@ __all__ = [
     "segment_report",
 ]
 
-MAX_DAYS = 366
+MAX_DAYS = 366  # tsunagu.history.MAX_DAYS reconstructs as far back (api may not import it)
 #: the columns every members CSV starts with; chosen traits and computed traits follow
 CSV_COLUMNS = ("person_id", "user_id", "email", "first_seen", "last_seen", "entered_at")
 #: the columns that hold times; their headers name the zone, e.g. `first_seen (Asia/Tokyo)`
@@ -134,11 +134,11 @@ def _with_history(
         base = pipe.histories.base(con, name)
         stored: dict[date, tuple[int, int, int]] = {}
         if base is not None:
-            run_version = pipe.histories.job(name)
+            version = pipe.engine.live.definitions[("segment", name)].version
             rows = con.execute(
                 "SELECT day, size, entries, exits FROM segment_history WHERE segment = ? AND version = ?"
                 " AND day BETWEEN ? AND ?",
-                [name, run_version.version if run_version else 0, dates[0], min(dates[-1], defined)],
+                [name, version, dates[0], min(dates[-1], defined)],
             ).fetchall()
             stored = {d: (size, entries, exits) for d, size, entries, exits in rows}
         live_in: set[str] | None = None
