@@ -25,17 +25,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from . import backfill as backfill_jobs
+from .core import userdata
 from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
 from .core.dedupe import DAY_MS, Deduper
 from .core.engine import Applied, Engine, EventFailed
 from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
-from .core.live import Backfill
+from .core.live import Backfill, DayCache
 from .core.people import Person
 from .core.plan import NAME
 from .core.ports import LogRecord
@@ -49,7 +51,7 @@ from .storage.sqlite_state import SqliteStateStore
 __all__ = ["STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
 
 #: the shape of checkpointed person state; another value rebuilds it from the log
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 log = logging.getLogger("tsunagu.pipeline")
 
@@ -896,6 +898,21 @@ class WorkspacePipeline:
                 r[k] = msgspec.json.decode(r[k]) if r[k] else {}
         nxt = (rows[-1]["timestamp"], rows[-1]["message_id"]) if more and rows else None
         return rows, nxt
+
+    async def user_data(self, person: Person) -> userdata.Folded:
+        """Every user data field of a person, folded from their events in the analytics
+        store (the engine keeps live only the fields definitions read)."""
+        await self.flush()
+        sql = (
+            "SELECT type, event, epoch_ms(timestamp), message_id, properties FROM events"
+            " WHERE list_contains(?, person_id) AND type IN ('track', 'page', 'screen') ORDER BY seq, rowid"
+        )
+        rows = await asyncio.to_thread(self.analytics.query, sql, [person.all_ids()])
+        day_of = DayCache(ZoneInfo(self.config.timezone))  # its own: the engine's is the loop's
+        decode = msgspec.json.decode
+        return await asyncio.to_thread(
+            userdata.fold, ((t, e, ts, mid, decode(p) if p and len(p) > 2 else {}) for t, e, ts, mid, p in rows), day_of
+        )
 
     # -- right to be forgotten ---------------------------------------------------------
 

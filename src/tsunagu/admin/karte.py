@@ -242,19 +242,19 @@ class Shopping:
     stores: list[tuple[str, int]]  # store id, events there
 
 
-def _top(person: Person, name: str, today: int, n: int) -> list[tuple[str, int]]:
-    stats = userdata.window_stats(person.data.get(name), "all_time", today, person.session_no)
+def _top(data: userdata.Folded, name: str, today: int, n: int) -> list[tuple[str, int]]:
+    stats = userdata.window_stats(data.data.get(name), "all_time", today, data.session_no)
     values = stats[userdata.VALUES] if stats else None
     if not values:
         return []
     return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
-def shopping(person: Person, computed: dict[str, Any], today: int) -> Shopping:
+def shopping(person: Person, data: userdata.Folded, computed: dict[str, Any], today: int) -> Shopping:
     """Purchases, stores and what they looked at: the computed traits where the workspace
-    has them, else the person's user data."""
-    buy = userdata.window_stats(person.data.get("buy"), "all_time", today, person.session_no)
-    revenue = userdata.window_stats(person.data.get("buy.revenue"), "all_time", today, person.session_no)
+    has them, else the person's user data (folded from their events)."""
+    buy = userdata.window_stats(data.data.get("buy"), "all_time", today, data.session_no)
+    revenue = userdata.window_stats(data.data.get("buy.revenue"), "all_time", today, data.session_no)
 
     def number(name: str) -> int | None:
         v = computed.get(name)
@@ -269,8 +269,8 @@ def shopping(person: Person, computed: dict[str, Any], today: int) -> Shopping:
         store_purchases=number("store_purchase_count"),
         last_purchase_days=number("days_since_last_purchase"),
         store_visits=number("store_visits"),
-        categories_viewed=_top(person, "view.category", today, 3),
-        products_viewed=_top(person, "view.product_name", today, 5),
+        categories_viewed=_top(data, "view.category", today, 3),
+        products_viewed=_top(data, "view.product_name", today, 5),
         category_bought=computed.get("favourite_category_bought") or None,
         stores=sorted(person.stores.items(), key=lambda kv: (-kv[1], kv[0])),
     )

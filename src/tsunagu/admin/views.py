@@ -211,11 +211,12 @@ def build_ui(platform: Platform) -> ASGIApp:
         from ..api.admin import user_data
 
         computed = {k: v for k, v in live.computed_values(person, now).items() if v is not None}
+        folded = await pipe.user_data(person)
         labels = await labels_for(request, pipe)
         return render(
             request, "karte.html", s=s, p=person, traits=person.traits, visits=visits, channel=channel,
             event=event, event_names=names, fmt=lambda ms: _fmt(ms, zone), computed=computed, lab=labels,
-            shop=shopping(person, computed, today), data=data_rows(user_data(person, today), limit=300),
+            shop=shopping(person, folded, computed, today), data=data_rows(user_data(folded, today), limit=300),
             zone_label=zone_label(zone, now),
         )  # fmt: skip
 

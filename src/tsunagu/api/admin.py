@@ -24,7 +24,7 @@ from ..core.config import IDENTIFIER_TYPES
 from ..core.errors import InvalidInput, NotFound, TsunaguError, Unauthorized, Unavailable
 from ..core.identity import normalize_value
 from ..core.people import Person
-from ..core.userdata import describe
+from ..core.userdata import Folded, describe
 from ..pipeline import WorkspacePipeline
 from .errors import document_errors, error_responses, install_error_handlers
 from .preview import preview_rule
@@ -329,11 +329,12 @@ def build_admin_app(platform: Platform) -> FastAPI:
         """A person's user data: every event field summarised, without any declaration."""
         person = pipe.person(person_id)
         today = pipe.engine.live.day_of(request.app.state.platform.clock())
+        folded = await pipe.user_data(person)
         return {
             "person_id": person.person_id,
             "evaluated_on": (date(1970, 1, 1) + timedelta(days=today)).isoformat(),
-            "fields": user_data(person, today),
-            "fields_dropped": person.data_dropped,
+            "fields": user_data(folded, today),
+            "fields_dropped": folded.dropped,
         }
 
     @app.get(
@@ -403,7 +404,7 @@ def _with_computed(pipe: WorkspacePipeline, person: Person, request: Request) ->
     return person_json(person) | {"computed": values}
 
 
-def user_data(person: Person, today: int) -> dict[str, dict[str, Any]]:
+def user_data(folded: Folded, today: int) -> dict[str, dict[str, Any]]:
     """Every user data field's statistics, the most used first."""
-    fields = {name: describe(summary, today, person.session_no) for name, summary in person.data.items()}
+    fields = {name: describe(summary, today, folded.session_no) for name, summary in folded.data.items()}
     return dict(sorted(((k, v) for k, v in fields.items() if v), key=lambda kv: (-kv[1]["count"], kv[0])))

@@ -44,7 +44,7 @@ from .segments import (
     parse_rule,
 )
 
-__all__ = ["KINDS", "Definition", "Live", "Marker"]
+__all__ = ["KINDS", "DayCache", "Definition", "Live", "Marker"]
 
 KINDS = ("segment", "computed_trait")
 _DAY_MS = 86_400_000
@@ -78,8 +78,8 @@ class Definition:
 class Backfill:
     """Counting the history before `upto_seq` into a new counter or computed trait."""
 
-    kind: str  # "counter" | "computed"
-    key: str  # the counter key or the computed trait's name
+    kind: str  # "counter" | "computed" | "data"
+    key: str  # the counter key, the computed trait's name or the user data field
     upto_seq: int
     cursor: str = ""  # person ids (as the events hold them) up to here are done
     rows: int = 0
@@ -98,7 +98,7 @@ def _reads_sessions(rule: Rule) -> bool:
     return any(_reads_sessions(r) for r in (*getattr(rule, "rules", ()), *([inner] if inner else [])))
 
 
-class _DayCache:
+class DayCache:
     """day_of(ms) without a time-zone conversion per event: one per calendar day."""
 
     __slots__ = ("day", "end", "start", "zone")
@@ -124,7 +124,7 @@ class _DayCache:
 class Live:
     def __init__(self, zone: ZoneInfo) -> None:
         self.zone = zone
-        self.day_of = _DayCache(zone)
+        self.day_of = DayCache(zone)
         self.definitions: dict[tuple[str, str], Definition] = {}
         #: stored definitions that did not parse when loaded: (kind, name, reason)
         self.skipped: list[tuple[str, str, str]] = []
@@ -132,6 +132,10 @@ class Live:
         self.computed: dict[str, ComputedTrait] = {}
         self.backfills: dict[str, Backfill] = {}
         self._counters: dict[str, Did] = {}  # live counter key -> condition
+        #: the user data fields some definition reads: only those are kept live
+        self.data_fields: frozenset[str] = frozenset()
+        #: event name -> (its own summary is read, the fields of it that are read)
+        self._data_by_event: dict[str, tuple[bool, frozenset[str]]] = {}
         self._counters_by_event: dict[str, list[tuple[str, str | None, str | None, tuple[Any, ...]]]] = {}
         self._aggs_by_event: dict[str, list[tuple[Any, ...]]] = {}
         #: what can change a segment -> the segments: "c:" a counter was bumped, "a:" a computed
@@ -237,10 +241,29 @@ class Live:
         """Rebuild the indexes; new counters get a back-fill; ready segments a full pass."""
         ordered = self._order()
         self.segments = {n: self.segments[n] for n in ordered}
+        readers = [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]
         wanted: dict[str, Did] = {}
-        for seg in [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]:
+        for seg in readers:
             for cond in seg.counters:
                 wanted.setdefault(cond.key, Did(cond.event, cond.channel, cond.store_id, cond.where))
+        wanted_data = frozenset(f for seg in readers for f in seg.data)
+        gone = self.data_fields - wanted_data
+        for key in gone:
+            self.backfills.pop(f"data:{key}", None)
+        if gone:
+            for p in persons.values():
+                for key in gone:
+                    p.data.pop(key, None)
+        for key in sorted(wanted_data - self.data_fields):
+            if seq and persons:  # no persons yet: no history to count
+                self.backfills[f"data:{key}"] = Backfill("data", key, seq, spec={"field": key})
+        self.data_fields = wanted_data
+        by_name: dict[str, tuple[bool, set[str]]] = {}
+        for key in wanted_data:
+            name, dot, _ = key.partition(".")
+            own, fields = by_name.setdefault(name, (False, set()))
+            by_name[name] = (own or not dot, fields | ({key} if dot else set()))
+        self._data_by_event = {name: (own, frozenset(fields)) for name, (own, fields) in by_name.items()}
         for key in set(self._counters) - set(wanted):
             self.backfills.pop(f"counter:{key}", None)
             for p in persons.values():
@@ -311,12 +334,15 @@ class Live:
 
         def walk(s: Segment) -> None:
             ids.update(dict.fromkeys(f"counter:{c.key}" for c in s.counters))
+            ids.update(dict.fromkeys(f"data:{f}" for f in sorted(s.data)))
             for name in s.computed:
                 c = self.computed.get(name)
                 if isinstance(c, Aggregate):
                     ids[f"computed:{name}"] = None
                 elif isinstance(c, Cases):
-                    ids.update(dict.fromkeys(f"counter:{d.key}" for d in c.reads().counters))
+                    reads = c.reads()
+                    ids.update(dict.fromkeys(f"counter:{d.key}" for d in reads.counters))
+                    ids.update(dict.fromkeys(f"data:{f}" for f in sorted(reads.data)))
             for other in s.segments:
                 if other in self.segments:
                     walk(self.segments[other])
@@ -385,30 +411,42 @@ class Live:
             ts = ev.timestamp
             mid = ev.message_id
             day = self.day_of(ts)
+            data_by_event = self._data_by_event
             if p.session_no < 0 or ts > p.session_last + userdata.SESSION_GAP_MS:
                 p.session_no += 1
                 touched.append("e:$sessions")
-                self._add(p, "$sessions", day, p.session_no, ts, mid, None)
+                if "$sessions" in data_by_event:
+                    self._add(p, "$sessions", day, p.session_no, ts, mid, None)
             if ts > p.session_last:
                 p.session_last = ts
             session = p.session_no
-            props = ev.props() if len(ev.properties) > 2 else {}
-            self._add(p, name, day, session, ts, mid, None)  # type: ignore[arg-type]
-            touched.append("e:" + name)  # type: ignore[operator]
-            if props:
-                fields: list[tuple[str, Any]] = []
-                userdata.fields_of(name, props, fields)  # type: ignore[arg-type]
-                for key, value in fields:
-                    self._add(p, key, day, session, ts, mid, value)
             # Counters and aggregates match track events by name and page and screen views
             # as `$page` and `$screen`. A track event that calls itself so is no view (the
             # SQL side reads those names as the view types): it matches only "*" aggregates.
             named: str | None = name
             if typ == "track" and (name == "$page" or name == "$screen"):
                 named = None
+            counters = self._counters_by_event.get(named) if named is not None else None
+            aggs = self._aggs_by_event.get(named) if named is not None else None
+            if aggs is None and typ == "track":  # "*" is any track event, not a view
+                aggs = self._aggs_by_event.get("*")
+            # Only what some definition reads is kept: the properties are decoded only
+            # for an event whose name something reads.
+            wanted = data_by_event.get(name)  # type: ignore[arg-type]
+            props = ev.props() if len(ev.properties) > 2 and (counters or aggs or wanted) else {}
+            touched.append("e:" + name)  # type: ignore[operator]
+            if wanted is not None:
+                own, fields = wanted
+                if own:
+                    self._add(p, name, day, session, ts, mid, None)  # type: ignore[arg-type]
+                if fields and props:
+                    found: list[tuple[str, Any]] = []
+                    userdata.fields_of(name, props, found)  # type: ignore[arg-type]
+                    for key, value in found:
+                        if key in fields:
+                            self._add(p, key, day, session, ts, mid, value)
             channel = ev.channel
             store_id = ev.store_id
-            counters = self._counters_by_event.get(named) if named is not None else None
             if counters is not None:
                 for c_key, c_channel, c_store, where, dep in counters:
                     if (
@@ -421,9 +459,6 @@ class Live:
                             buckets = p.counters[c_key] = {}
                         buckets[day] = buckets.get(day, 0) + 1
                         touched.append(dep)
-            aggs = self._aggs_by_event.get(named) if named is not None else None
-            if aggs is None and typ == "track":  # "*" is any track event, not a view
-                aggs = self._aggs_by_event.get("*")
             if aggs:
                 for a_name, a_channels, a_store, where, prop, keep, dep in aggs:
                     if (
@@ -456,12 +491,11 @@ class Live:
             affected = found
         self.evaluate_person(p, affected, ev.received_at, ev.message_id, out)
 
-    def _add(self, p: Person, key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
+    @staticmethod
+    def _add(p: Person, key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
+        # No cap here (the on-read fold has `MAX_FIELDS`): only fields definitions read come.
         summary = p.data.get(key)
         if summary is None:
-            if len(p.data) >= userdata.MAX_FIELDS:
-                p.data_dropped += 1
-                return
             summary = p.data[key] = userdata.new_summary()
         userdata.add(summary, day, session, ts, mid, value)
 
@@ -559,7 +593,9 @@ class Live:
         all_persons: dict[str, Person], now: int,
     ) -> list[Marker]:  # fmt: skip
         """Add a chunk of history counted by SQL: counters [(person, day, n)], computed
-        [(person, day, stats)]. Persons are the ids the events hold (merged ones resolve)."""
+        [(person, day, stats)], user data [(person, day, stats)] and, for the person's last
+        two sessions, [(person, [session number], stats)]. Persons are the ids the events
+        hold (merged ones resolve)."""
         bf = self.backfills.get(backfill_id)
         if bf is None:
             return []
@@ -570,6 +606,14 @@ class Live:
             if bf.kind == "counter":
                 buckets = p.counters.setdefault(bf.key, {})
                 buckets[day] = buckets.get(day, 0) + value
+            elif bf.kind == "data":
+                summary = p.data.get(bf.key)
+                if summary is None:
+                    summary = p.data[bf.key] = userdata.new_summary()
+                if isinstance(day, int):
+                    userdata.add_stats(summary, day, value)
+                else:
+                    userdata.add_session_stats(summary, day[0], value)
             else:
                 summary = p.computed.get(bf.key)
                 if summary is None:

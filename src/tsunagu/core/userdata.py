@@ -29,6 +29,8 @@ but not in `most_frequent` or `distinct_count`, which then reports the cap).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -40,10 +42,13 @@ __all__ = [
     "SESSION_GAP_MS",
     "STATS",
     "WINDOWS",
+    "Folded",
     "add",
+    "add_session_stats",
     "add_stats",
     "fields_of",
     "fit_sum",
+    "fold",
     "merge_stats",
     "merge_summary",
     "new_summary",
@@ -167,6 +172,20 @@ def add_stats(summary: Summary, day: int, stats: Stats, keep: int = KEEP_DAYS) -
     days[day] = merge_stats(days.get(day), stats)
     if len(days) > keep:
         _archive(summary, keep)
+
+
+def add_session_stats(summary: Summary, session: int, stats: Stats) -> None:
+    """Add a whole bucket to a session (a back-fill's row): the two latest are kept."""
+    if session == summary[SESS_NO]:
+        summary[SESS] = merge_stats(summary[SESS], stats)
+    elif session == summary[PREV_NO]:
+        summary[PREV] = merge_stats(summary[PREV], stats)
+    elif session > summary[SESS_NO]:
+        if summary[SESS_NO] == session - 1:
+            summary[PREV_NO], summary[PREV] = summary[SESS_NO], summary[SESS]
+        summary[SESS_NO], summary[SESS] = session, _copy(stats)
+    elif session > summary[PREV_NO]:
+        summary[PREV_NO], summary[PREV] = session, _copy(stats)
 
 
 def merge_stats(a: Stats | None, b: Stats | None) -> Stats | None:
@@ -389,3 +408,62 @@ def fields_of(prefix: str, props: dict[str, Any], out: list[tuple[str, Any]], de
                 fields_of(f"{prefix}.{key}", value, out, depth + 1)
             continue
         out.append((f"{prefix}.{key}", value))
+
+
+# -- on read ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Folded:
+    """A person's user data folded from their events: every field, as `fold` counts it."""
+
+    data: dict[str, Summary] = field(default_factory=dict)
+    #: fields not summarised because `MAX_FIELDS` were already there
+    dropped: int = 0
+    #: the current session's number (-1: none yet)
+    session_no: int = -1
+
+
+#: (type, event name, timestamp ms, message id, properties) of one event, in log order
+TimelineEvent = tuple[str, str | None, int, str, dict[str, Any]]
+
+
+def fold(events: Iterable[TimelineEvent], day_of: Callable[[int], int]) -> Folded:
+    """Every user data field of a timeline, as the engine would keep it live if every
+    field were read (`core.live.Live.observe`: sessions by arrival, then the event name's
+    summary, then each field). The engine keeps live only the fields definitions read;
+    the karte and `/people/{id}/data` fold the rest from the analytics store with this.
+    """
+    out = Folded()
+    data = out.data
+    session_last = 0
+
+    def put(key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
+        summary = data.get(key)
+        if summary is None:
+            if len(data) >= MAX_FIELDS:
+                out.dropped += 1
+                return
+            summary = data[key] = new_summary()
+        add(summary, day, session, ts, mid, value)
+
+    for typ, name, ts, mid, props in events:
+        if typ == "track":
+            key = name or ""
+        elif typ == "page" or typ == "screen":
+            key = "$" + typ
+        else:
+            continue
+        day = day_of(ts)
+        if out.session_no < 0 or ts > session_last + SESSION_GAP_MS:
+            out.session_no += 1
+            put("$sessions", day, out.session_no, ts, mid, None)
+        if ts > session_last:
+            session_last = ts
+        put(key, day, out.session_no, ts, mid, None)
+        if props:
+            found: list[tuple[str, Any]] = []
+            fields_of(key, props, found)
+            for k, value in found:
+                put(k, day, out.session_no, ts, mid, value)
+    return out

@@ -31,7 +31,20 @@ from sqlglot import exp
 from ..core import userdata
 from ..core.computed import Aggregate, parse_computed
 from ..core.live import Backfill
-from ._rows import NUMERIC_TYPES, case, col, day_number, event_filter, in_, lit, num, number_of, to_sql, value_rows
+from ._rows import (
+    NUMERIC_TYPES,
+    case,
+    col,
+    day_number,
+    event_filter,
+    in_,
+    lit,
+    num,
+    number_of,
+    sessions,
+    to_sql,
+    value_rows,
+)
 
 __all__ = [
     "aggregate_query",
@@ -39,6 +52,7 @@ __all__ = [
     "backfill_persons",
     "backfill_table",
     "counter_query",
+    "data_query",
     "drop_backfill",
     "prepare_backfill",
     "run_backfill",
@@ -109,7 +123,48 @@ def aggregate_query(
     event = None if trait.event == "*" else trait.event
     conditions = [*event_filter(event, trait.channels, trait.store_id, trait.where), *_scope(upto_seq, after, limit)]
     rows, ordinals = value_rows(_TABLE, _PERSON, conditions, timezone, prop=trait.prop, cross_lists=True)
-    person, day = col("person_id"), col("day")
+    return _bucket_stats(rows, ordinals, "day", day_number(col("day", "st")))
+
+
+def data_query(field: str, *, upto_seq: int, timezone: str, after: str = "", limit: int | None = None) -> exp.Select:
+    """A user data field's buckets before `upto_seq`, as `core.userdata` keeps them:
+    (person_id, day, sess, stats...) per person and day (`sess` null), and per person for
+    their last two sessions (`day` null; sessions numbered from 0 by time, as
+    `_rows.sessions` does), the stats columns as in `aggregate_query`."""
+    event, _, path = field.partition(".")
+    scoped = exp.select(exp.Star()).from_(_TABLE, copy=False).where(exp.and_(*_scope(upto_seq, after, limit)))
+    numbered = exp.alias_(sessions(exp.alias_(scoped.subquery(), "upto", table=True), _PERSON).subquery(), "s",
+                          table=True)  # fmt: skip
+    conditions: list[exp.Expression]
+    if event == "$sessions":
+        conditions = [exp.EQ(this=col("sess_start"), expression=num(1))]
+        if path:
+            conditions.append(exp.false())
+    elif event in ("$page", "$screen"):
+        conditions = [exp.EQ(this=col("type"), expression=lit(event[1:]))]
+    elif event.startswith("$"):
+        conditions = [exp.false()]
+    else:
+        conditions = event_filter(event)
+    prop = path or None
+    days_source: exp.Expression = numbered if event == "$sessions" else exp.alias_(scoped.subquery(), "e", table=True)
+    day_rows, ordinals = value_rows(days_source, _PERSON, conditions, timezone, prop=prop, cross_lists=False)
+    sess_rows, _ = value_rows(numbered.copy(), _PERSON, [c.copy() for c in conditions], timezone, prop=prop,
+                              cross_lists=False, extra=("sess", "cur"))  # fmt: skip
+    last_two = exp.GTE(this=col("sess"), expression=exp.Sub(this=col("cur"), expression=num(1)))
+    sess_rows = sess_rows.where(last_two, copy=False)
+    by_day = _bucket_stats(day_rows, ordinals, "day", day_number(col("day", "st")), other="sess")
+    by_session = _bucket_stats(sess_rows, ordinals, "sess", col("sess", "st"), other="day", first=False)
+    return exp.union(by_day, by_session, distinct=False)
+
+
+def _bucket_stats(
+    rows: exp.Select, ordinals: Sequence[str], bucket: str, bucket_out: exp.Expression, *,
+    other: str | None = None, first: bool = True,
+) -> exp.Select:  # fmt: skip
+    """The stats columns of `aggregate_query` per person and `bucket` of value rows;
+    `other`: a null column of that name beside the bucket (before it unless `first`)."""
+    person, day = col("person_id"), col(bucket)
 
     def rank(desc: bool) -> exp.Expression:
         order = [exp.Ordered(this=col("ts"), desc=desc), exp.Ordered(this=col("mid"), desc=desc)]
@@ -173,16 +228,20 @@ def aggregate_query(
     )
     same = exp.and_(
         exp.EQ(this=col("person_id", "st"), expression=col("person_id", "va")),
-        exp.EQ(this=col("day", "st"), expression=col("day", "va")),
+        exp.EQ(this=col(bucket, "st"), expression=col(bucket, "va")),
     )
     columns = [exp.column(c, table="st") for c in (
         "n", "nums", "sum_int", "sum_double", "doubles", "min_int", "min_double", "max_int", "max_double",
         "first_ms", "first_mid", "first_type", "first_text", "last_ms", "last_mid", "last_type", "last_text",
     )]  # fmt: skip
-    return (
+    keys: list[exp.Expression] = [exp.alias_(bucket_out, bucket)]
+    if other is not None:
+        null = exp.alias_(exp.cast(exp.Null(), "BIGINT"), other)
+        keys = [*keys, null] if first else [null, *keys]
+    query = (
         exp.select(
             col("person_id", "st"),
-            exp.alias_(day_number(col("day", "st")), "day"),
+            *keys,
             *columns,
             exp.alias_(exp.cast(col("strings", "va"), "VARCHAR"), "strings"),
             col("trues", "st"),
@@ -190,8 +249,8 @@ def aggregate_query(
         )
         .from_(exp.alias_(stats.subquery(), "st", table=True), copy=False)
         .join(exp.alias_(values.subquery(), "va", table=True), on=same, join_type="left", copy=False)
-        .order_by(col("person_id", "st"), col("day"), copy=False)
     )
+    return query if other is not None else query.order_by(col("person_id", "st"), col(bucket), copy=False)
 
 
 def _typed(jtype: str | None, text: str | None) -> Any:
@@ -245,16 +304,25 @@ def _trait(spec: Mapping[str, Any] | Aggregate, key: str) -> Aggregate:
 def run_backfill(
     con: duckdb.DuckDBPyConnection, kind: str, key: str, spec: Mapping[str, Any] | Aggregate, *, upto_seq: int,
     timezone: str, after: str = "", limit: int | None = None,
-) -> list[tuple[str, int, Any]]:  # fmt: skip
-    """Rows for `Engine.apply_backfill`: counters (person, day, n), computed (person, day, stats)."""
+) -> list[tuple[str, Any, Any]]:  # fmt: skip
+    """Rows for `Engine.apply_backfill`: counters (person, day, n), computed (person, day,
+    stats), user data (person, day, stats) and (person, [session], stats)."""
     if kind == "counter":
         assert not isinstance(spec, Aggregate)
         query = counter_query(spec, upto_seq=upto_seq, timezone=timezone, after=after, limit=limit)
         return [(pid, int(day), int(n)) for pid, day, n in con.execute(to_sql(query)).fetchall()]
+    if kind == "data":
+        query = data_query(key, upto_seq=upto_seq, timezone=timezone, after=after, limit=limit)
+        return _data_rows(con.execute(to_sql(query) + " ORDER BY person_id, day, sess").fetchall())
     if kind != "computed":
-        raise ValueError(f"unknown back-fill kind {kind!r}: counter or computed")
+        raise ValueError(f"unknown back-fill kind {kind!r}: counter, computed or data")
     query = aggregate_query(_trait(spec, key), upto_seq=upto_seq, timezone=timezone, after=after, limit=limit)
     return [(r[0], int(r[1]), stats_from_row(r[2:])) for r in con.execute(to_sql(query)).fetchall()]
+
+
+def _data_rows(found: Sequence[Sequence[Any]]) -> list[tuple[str, Any, Any]]:
+    """`data_query` rows for the engine: (person, day, stats), or (person, [session], stats)."""
+    return [(r[0], int(r[1]) if r[1] is not None else [int(r[2])], stats_from_row(r[3:])) for r in found]
 
 
 def backfill_persons(con: duckdb.DuckDBPyConnection, upto_seq: int) -> list[str]:
@@ -266,8 +334,10 @@ def backfill_persons(con: duckdb.DuckDBPyConnection, upto_seq: int) -> list[str]
 def _query(backfill: Backfill, timezone: str) -> exp.Select:
     if backfill.kind == "counter":
         return counter_query(backfill.spec, upto_seq=backfill.upto_seq, timezone=timezone)
+    if backfill.kind == "data":
+        return data_query(backfill.key, upto_seq=backfill.upto_seq, timezone=timezone)
     if backfill.kind != "computed":
-        raise ValueError(f"unknown back-fill kind {backfill.kind!r}: counter or computed")
+        raise ValueError(f"unknown back-fill kind {backfill.kind!r}: counter, computed or data")
     return aggregate_query(_trait(backfill.spec, backfill.key), upto_seq=backfill.upto_seq, timezone=timezone)
 
 
@@ -313,7 +383,7 @@ def drop_backfill(con: duckdb.DuckDBPyConnection, backfill: Backfill) -> None:
 
 def backfill_page(
     con: duckdb.DuckDBPyConnection, backfill: Backfill, *, timezone: str, limit: int = 10_000
-) -> tuple[list[tuple[str, int, Any]], str, bool]:
+) -> tuple[list[tuple[str, Any, Any]], str, bool]:
     """The next page of a back-fill after its cursor: (rows, new cursor, done).
 
     A page is the rows of the next `limit` persons (those with rows) in id order."""
@@ -326,11 +396,14 @@ def backfill_page(
     if last is None or not last[1]:
         return [], backfill.cursor, True
     found = con.execute(
-        f"SELECT * FROM {name} WHERE person_id > ? AND person_id <= ? ORDER BY person_id, day",
+        f"SELECT * FROM {name} WHERE person_id > ? AND person_id <= ? ORDER BY person_id, day"
+        + (", sess" if backfill.kind == "data" else ""),
         [backfill.cursor, last[0]],
     ).fetchall()
-    if backfill.kind == "counter":
-        rows: list[tuple[str, int, Any]] = [(pid, int(day), int(n)) for pid, day, n in found]
+    if backfill.kind == "data":
+        rows: list[tuple[str, Any, Any]] = _data_rows(found)
+    elif backfill.kind == "counter":
+        rows = [(pid, int(day), int(n)) for pid, day, n in found]
     else:
         rows = [(r[0], int(r[1]), stats_from_row(r[2:])) for r in found]
     return rows, last[0], int(last[1]) < limit
