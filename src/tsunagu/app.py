@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .core.errors import NotFound, TsunaguError
-from .pipeline import WorkspacePipeline, new_id_factory
+from .core.errors import InvalidInput, NotFound, TsunaguError
+from .pipeline import DEFAULT_PERSON_CACHE, WorkspacePipeline, new_id_factory
 from .storage.control import ControlStore
 
 __all__ = ["DataDirLocked", "Platform", "wall_clock_ms"]
@@ -33,6 +33,17 @@ log = logging.getLogger("tsunagu")
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _person_cache_from_env() -> int:
+    raw = os.environ.get("TSUNAGU_PERSON_CACHE", "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_PERSON_CACHE
+    if not raw.isdigit():
+        raise InvalidInput.for_field(
+            "TSUNAGU_PERSON_CACHE", f"must be a whole number of persons (0: all in memory), not {raw!r}"
+        )
+    return int(raw)
 
 
 class DataDirLocked(TsunaguError):
@@ -48,8 +59,11 @@ class Platform:
         clock: Callable[[], int] = wall_clock_ms,
         flush_interval: float = 0.1,
         checkpoint_interval: float = 30.0,
+        person_cache: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: persons each workspace keeps in memory (docs/storage.md); TSUNAGU_PERSON_CACHE
+        self.person_cache = person_cache if person_cache is not None else _person_cache_from_env()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.new_id = new_id_factory()
@@ -128,6 +142,7 @@ class Platform:
             flush_interval=self.flush_interval,
             checkpoint_interval=self.checkpoint_interval,
             clock=self.clock,
+            person_cache=self.person_cache,
         )
         await pipe.open(self.clock())
         self._pipelines[name] = pipe

@@ -42,16 +42,20 @@ from .core.people import Person
 from .core.plan import NAME
 from .core.ports import LogRecord
 from .core.repair import TailRecord, repair, suspects_of
+from .core.store import KeyMap, Persons
 from .history import Reconstructions
 from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics, Reject
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_quarantine import SqliteQuarantine
 from .storage.sqlite_state import SqliteStateStore
 
-__all__ = ["STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
+__all__ = ["DEFAULT_PERSON_CACHE", "STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
 
 #: the shape of checkpointed person state; another value rebuilds it from the log
-STATE_VERSION = 3
+STATE_VERSION = 4
+#: persons a workspace keeps in memory by default (~30 KB each with the retail traits and
+#: 100 segments: ~3 GB); the rest are read from the state store on their next event
+DEFAULT_PERSON_CACHE = 100_000
 
 log = logging.getLogger("tsunagu.pipeline")
 
@@ -159,6 +163,7 @@ class WorkspacePipeline:
         checkpoint_interval: float = 30.0,
         tick_interval: float = 60.0,
         clock: Callable[[], int] | None = None,
+        person_cache: int = DEFAULT_PERSON_CACHE,
     ) -> None:
         self.workspace = workspace
         self.directory = directory
@@ -166,6 +171,8 @@ class WorkspacePipeline:
         self.flush_interval = flush_interval
         self.checkpoint_interval = checkpoint_interval
         self.engine = Engine(config, namespace=workspace)
+        #: persons kept in memory; the others wait in the state store (0: all in memory)
+        self.person_cache = person_cache
         self.deduper = Deduper(config.dedupe_days)
         self.applied_seq = 0  # the last log seq the engine applied (maybe not yet durable)
         self.committed_seq = 0  # the last log seq known durable
@@ -325,15 +332,17 @@ class WorkspacePipeline:
     def _recover(self, now: int) -> None:
         assert self._state is not None and self._log is not None and self._analytics is not None
         started = time.perf_counter()
-        ckpt_seq, bodies = self._state.load()
+        ckpt_seq, _ = self._state.load()
         meta = self._state.load_meta()
         if ckpt_seq and meta.get("version") != STATE_VERSION:
             # person state of an older shape: rebuild it from the log (the source of truth)
             log.info("%s: checkpoint format changed; rebuilding person state from the log", self.workspace)
-            ckpt_seq, bodies, meta = 0, iter(()), {}
-        self.engine.load(_person_decoder.decode(b) for b in bodies)
+            self._state.clear()
+            ckpt_seq, meta = 0, {}
+        # Persons stay in the store until they are needed: only the log tail is replayed.
+        self.engine.attach(self._state, self.person_cache)
         if meta.get("live"):
-            self.engine.live.load_state(meta["live"], self.engine.persons, now)
+            self.engine.live.load_state(meta["live"], self.engine.persons, now, timers=self._state.timers())
         self.engine.dirty.clear()
         self.engine.removed.clear()
         self._last_checkpoint_seq = seq = ckpt_seq
@@ -648,7 +657,29 @@ class WorkspacePipeline:
                 continue
             _extend(total, part)
             break
+        self._relieve_memory()
         return total, refused
+
+    def _relieve_memory(self) -> None:
+        """Persons changed since the checkpoint cannot leave memory: when they fill the
+        cache by a quarter more, checkpoint now (then the cache trims itself)."""
+        cache = self.person_cache
+        persons = self.engine.persons
+        if (
+            cache
+            and isinstance(persons, Persons)
+            and persons.in_memory() > cache + cache // 4
+            and not self._checkpoint_lock.locked()
+            and self._loop is not None
+            and not self.closing
+        ):
+            self._loop.create_task(self._checkpoint_quietly())
+
+    async def _checkpoint_quietly(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:  # the log has it all; the timed checkpoint tries again
+            log.exception("%s: a checkpoint to relieve memory failed", self.workspace)
 
     def _repair(self, failure: EventFailed, before: list[tuple[Event, str]], now: int) -> bool:
         """Rebuild the persons a failed event touched from the checkpoint and the log tail."""
@@ -805,6 +836,9 @@ class WorkspacePipeline:
             engine = self.engine
             if self.failed:
                 return
+            # Analytics takes the changed persons first, so that what stays pinned in
+            # memory afterwards is exactly what changed since this checkpoint.
+            self._hand_over_people()
             dirty = engine.dirty_state | engine.dirty
             if not dirty and not engine.removed and self.applied_seq == self._last_checkpoint_seq:
                 return
@@ -820,18 +854,41 @@ class WorkspacePipeline:
                         blobs.append((pid, self._storable(p, exc)))
             removed = list(engine.removed)
             meta = _encoder.encode({"version": STATE_VERSION, "live": engine.live.to_state()})
+            index, aliases = engine.index, engine.aliases
+            keys = index.changes() if isinstance(index, KeyMap) else {}
+            merged = aliases.changes() if isinstance(aliases, KeyMap) else {}
+            timers = engine.live.timer_changes()
+            written = [pid for pid, _ in blobs]
+            cache = engine.persons if isinstance(engine.persons, Persons) else None
+            if cache is not None:
+                cache.saving(written)  # in memory until the store holds them
             engine.dirty_state.clear()
             engine.removed.clear()
             try:
                 await self._until_committed(seq)  # never checkpoint an event the log may not hold
                 assert self._state is not None
-                await asyncio.to_thread(self._state.save, seq, blobs, removed, meta)
+                await asyncio.to_thread(self._state.save, seq, blobs, removed, meta, keys, merged, timers)
             except BaseException:
-                # Not written: these persons go with the next checkpoint (whose seq is later).
-                engine.dirty_state.update(pid for pid, _ in blobs)
+                # Not written: all of it goes with the next checkpoint (whose seq is later).
+                engine.dirty_state.update(written)
                 engine.removed.update(removed)
+                if cache is not None:
+                    cache.aborted(written)
+                if isinstance(index, KeyMap):
+                    index.restore(keys)
+                if isinstance(aliases, KeyMap):
+                    aliases.restore(merged)
+                if engine.live.timer_changed is not None:
+                    engine.live.timer_changed.update(timers)
                 raise
             self._last_checkpoint_seq = seq
+            if cache is not None:
+                cache.committed(written, removed)
+                if isinstance(index, KeyMap):
+                    index.committed(keys)
+                if isinstance(aliases, KeyMap):
+                    aliases.committed(merged)
+                engine.settle()
 
     def _storable(self, person: Person, error: BaseException) -> bytes:
         """A person that msgpack refused, with its out-of-range integers made floats.

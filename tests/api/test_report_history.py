@@ -9,6 +9,7 @@ history that arrives later is reconstructed again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -75,6 +76,20 @@ def _wait(clocked: ClockedServer, ws: Workspace) -> None:
     async def wait() -> None:
         pipe = await clocked.platform.pipeline(ws.name)
         await pipe.histories.wait()
+
+    clocked.run(wait())
+
+
+def _built(clocked: ClockedServer, ws: Workspace) -> None:
+    """Wait for the segment's back-fill (its live size counts only once it is built)."""
+
+    async def wait() -> None:
+        pipe = await clocked.platform.pipeline(ws.name)
+        for _ in range(600):
+            if not pipe.engine.live.backfills:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the back-fill did not finish: {pipe.engine.live.backfills}")
 
     clocked.run(wait())
 
@@ -162,6 +177,7 @@ def test_before_the_reconstruction_the_days_are_pending_with_no_numbers(clocked:
 
     clocked.run(hold())
     clocked.define_segment(ws, "recent", RULE)
+    _built(clocked, ws)
     body = _report(ws, days=5)
     assert body["history"]["status"] == "queued"
     assert [d["source"] for d in body["days"]] == ["pending"] * 5

@@ -24,7 +24,9 @@ from .events import Event
 from .identity import identifiers_of, split_key
 from .live import Live, Marker
 from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
+from .ports import PersonStore
 from .segments import Segment
+from .store import KeyMap, Persons
 
 __all__ = ["Applied", "Engine", "EventFailed", "Forgotten", "Marker"]
 
@@ -68,14 +70,43 @@ class Engine:
     def __init__(self, config: WorkspaceConfig | None = None, *, namespace: str = "") -> None:
         self.config = config or WorkspaceConfig()
         self.namespace = namespace  # the workspace: part of every person id
-        self.persons: dict[str, Person] = {}
-        self.index: dict[str, str] = {}  # identifier key -> person id
-        self.aliases: dict[str, str] = {}  # merged person id -> surviving person id
         self.dirty: set[str] = set()  # changed since the analytics writer last took them
         self.dirty_state: set[str] = set()  # taken by analytics, not yet checkpointed
         self.removed: set[str] = set()  # merged away or forgotten since the last checkpoint
         self._unique = frozenset(self.config.unique_identifiers)
         self.live = Live(ZoneInfo(self.config.timezone))
+        self.attach(None)
+
+    def attach(self, store: PersonStore | None, cache: int = 0) -> None:
+        """Keep persons in `store` (None: in memory only), at most about `cache` of them
+        in memory (0: all). The maps start empty: the store is read on demand."""
+        self.persons: dict[str, Person] = Persons(store, cache)  # type: ignore[assignment]
+        #: identifier key -> person id
+        self.index: dict[str, str] = KeyMap(store.key if store else None, store.keys if store else None, cache * 4)  # type: ignore[assignment]
+        #: merged person id -> surviving person id
+        self.aliases: dict[str, str] = KeyMap(store.alias if store else None, store.aliases if store else None, cache)  # type: ignore[assignment]
+        persons = self.persons
+        self.live.timer_changed = set() if store is not None else None
+        if isinstance(persons, Persons):
+            dirty, dirty_state = self.dirty, self.dirty_state
+            persons.pinned = lambda pid: pid in dirty or pid in dirty_state
+            persons.on_load = self.live.adopt
+
+    def settle(self) -> None:
+        """After an operation: pin what it changed, and keep memory within the cache."""
+        persons = self.persons
+        live = self.live
+        if live.touched:
+            self.dirty.update(pid for pid in live.touched if pid in persons)
+            live.touched.clear()
+        if isinstance(persons, Persons):
+            if persons.changed:
+                self.dirty.update(persons.changed)
+                persons.changed.clear()
+            if persons.limit and persons.in_memory() > persons.limit:
+                persons.trim()
+                self.index.trim()  # type: ignore[attr-defined]
+                self.aliases.trim()  # type: ignore[attr-defined]
 
     @property
     def segments(self) -> dict[str, Segment]:
@@ -161,6 +192,7 @@ class Engine:
                 raise EventFailed(i, ev, exc, out, pid) from exc
             dirty.add(pid)
             out.person_ids.append(pid)
+        self.settle()
         return out
 
     # -- definitions, back-fill and time ----------------------------------------------
@@ -170,18 +202,22 @@ class Engine:
         self.live.segments = {seg.name: seg for seg in segments}
         out = Applied()
         out.markers = self.live._reindex(self.persons, 0, now)
+        self.dirty.update(m.person_id for m in out.markers)
+        self.settle()
         return out
 
     def define(self, kind: str, name: str, body: dict[str, Any], seq: int, now: int) -> Applied:
         out = Applied()
         out.markers = self.live.define(kind, name, body, seq, self.persons, now)
         self.dirty.update(m.person_id for m in out.markers)
+        self.settle()
         return out
 
     def undefine(self, kind: str, name: str, now: int) -> Applied:
         out = Applied()
         out.markers = self.live.undefine(kind, name, self.persons, now)
-        self.dirty.update(self.persons)  # memberships and computed traits may have gone
+        self.dirty.update(m.person_id for m in out.markers)  # members left; what else changed is touched
+        self.settle()
         return out
 
     def apply_backfill(self, backfill_id: str, rows: list[Any], cursor: str, done: bool, now: int) -> Applied:
@@ -191,6 +227,7 @@ class Engine:
             if (c := self.canonical(pid)) is not None:
                 self.dirty.add(c)
         self.dirty.update(m.person_id for m in out.markers)
+        self.settle()
         return out
 
     def tick(self, now: int) -> Applied:
@@ -198,6 +235,7 @@ class Engine:
         out = Applied()
         out.markers = self.live.tick(now, self.get)
         self.dirty.update(m.person_id for m in out.markers)
+        self.settle()
         return out
 
     def _previous_key(self, previous_id: str) -> str:
@@ -379,6 +417,7 @@ class Engine:
                 if len(kept) != len(other.conflicts):
                     other.conflicts = kept
                     self.dirty.add(other.person_id)
+        self.settle()
         return Forgotten(ids, keys)
 
     # -- checkpoints -------------------------------------------------------------------

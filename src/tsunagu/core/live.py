@@ -152,6 +152,10 @@ class Live:
         self.due: dict[int, set[str]] = {}  # day -> persons to re-check that day
         self.next_check: dict[str, int] = {}
         self._edge_checked: dict[str, int] = {}  # person -> the day their exact edge was last computed
+        #: persons a change of definitions altered without a marker (the engine pins them)
+        self.touched: set[str] = set()
+        #: persons whose timer changed since the last checkpoint (None: not tracked)
+        self.timer_changed: set[str] | None = None
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -199,7 +203,8 @@ class Live:
             self.computed[name] = parsed
             if isinstance(parsed, Aggregate):
                 for p in persons.values():
-                    p.computed.pop(name, None)
+                    if p.computed.pop(name, None) is not None:
+                        self.touched.add(p.person_id)
                 self.backfills.pop(f"computed:{name}", None)
                 if persons:  # no persons yet: no history to count
                     self.backfills[f"computed:{name}"] = Backfill("computed", name, seq, spec=body)
@@ -233,7 +238,8 @@ class Live:
             del self.computed[name]
             self.backfills.pop(f"computed:{name}", None)
             for p in persons.values():
-                p.computed.pop(name, None)
+                if p.computed.pop(name, None) is not None:
+                    self.touched.add(p.person_id)
         markers += self._reindex(persons, 0, now)
         return markers
 
@@ -253,7 +259,8 @@ class Live:
         if gone:
             for p in persons.values():
                 for key in gone:
-                    p.data.pop(key, None)
+                    if p.data.pop(key, None) is not None:
+                        self.touched.add(p.person_id)
         for key in sorted(wanted_data - self.data_fields):
             if seq and persons:  # no persons yet: no history to count
                 self.backfills[f"data:{key}"] = Backfill("data", key, seq, spec={"field": key})
@@ -264,10 +271,14 @@ class Live:
             own, fields = by_name.setdefault(name, (False, set()))
             by_name[name] = (own or not dot, fields | ({key} if dot else set()))
         self._data_by_event = {name: (own, frozenset(fields)) for name, (own, fields) in by_name.items()}
-        for key in set(self._counters) - set(wanted):
+        dropped = set(self._counters) - set(wanted)
+        for key in dropped:
             self.backfills.pop(f"counter:{key}", None)
+        if dropped:
             for p in persons.values():
-                p.counters.pop(key, None)
+                for key in dropped:
+                    if p.counters.pop(key, None) is not None:
+                        self.touched.add(p.person_id)
         for key, cond in wanted.items():
             if key not in self._counters and seq and persons:  # no persons yet: no history to count
                 spec = {"event": cond.event, "channel": cond.channel, "store_id": cond.store_id,
@@ -582,7 +593,7 @@ class Live:
             return out
         for seg in segments:
             self._evaluated[seg.name] = self._version(seg.name)
-        for p in list(persons.values()):
+        for p in persons.values():  # a store's persons are read one at a time
             self.evaluate_person(p, segments, now, f"define:{now}", out)
         return out
 
@@ -638,12 +649,33 @@ class Live:
             self.due.get(old, set()).discard(pid)
         self.next_check[pid] = day
         self.due.setdefault(day, set()).add(pid)
+        if self.timer_changed is not None:
+            self.timer_changed.add(pid)
 
     def unschedule(self, pid: str) -> None:
         self._edge_checked.pop(pid, None)
         old = self.next_check.pop(pid, None)
         if old is not None:
             self.due.get(old, set()).discard(pid)
+            if self.timer_changed is not None:
+                self.timer_changed.add(pid)
+
+    def timer_changes(self) -> dict[str, int | None]:
+        """The timers changed since the last call (None: none any more), for a checkpoint."""
+        if not self.timer_changed:
+            return {}
+        out = {pid: self.next_check.get(pid) for pid in self.timer_changed}
+        self.timer_changed.clear()
+        return out
+
+    def adopt(self, p: Person) -> None:
+        """A person read back from the store: drop what no definition reads any more."""
+        for key in [k for k in p.counters if k not in self._counters]:
+            del p.counters[key]
+        for key in [k for k in p.data if k not in self.data_fields]:
+            del p.data[key]
+        for key in [k for k in p.computed if k not in self.computed]:
+            del p.computed[key]
 
     def due_count(self, now: int) -> int:
         today = self.day_of(now)
@@ -743,8 +775,12 @@ class Live:
             "evaluated": self._evaluated,
         }
 
-    def load_state(self, state: dict[str, Any], persons: dict[str, Person], now: int) -> None:
-        """Restore definitions from a checkpoint (the persons already hold their counts)."""
+    def load_state(
+        self, state: dict[str, Any], persons: dict[str, Person], now: int,
+        timers: Iterable[tuple[str, int]] | None = None,
+    ) -> None:  # fmt: skip
+        """Restore definitions from a checkpoint (the persons already hold their counts),
+        and the timers: from `timers` when the store keeps them, else from the persons."""
         for d in state.get("definitions", ()):
             self.definitions[(d["kind"], d["name"])] = Definition(
                 d["kind"], d["name"], d["body"], d["seq"], d["version"], d.get("defined_at", 0)
@@ -769,7 +805,14 @@ class Live:
         }
         self._evaluated = dict(state.get("evaluated", {}))
         self._reindex(persons, 0, now)  # seq 0: nothing new to back-fill
-        self.reschedule_all(persons, now)
+        if timers is None:
+            self.reschedule_all(persons, now)
+            return
+        self.due.clear()
+        self.next_check.clear()
+        for pid, day in timers:
+            self.next_check[pid] = day
+            self.due.setdefault(day, set()).add(pid)
 
     def reschedule_all(self, persons: dict[str, Person], now: int) -> None:
         """Rebuild the timer from the persons (after loading a checkpoint)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["QUARANTINE_SOURCES", "AnalyticsStore", "EventLog", "LogRecord", "Quarantine", "StateStore"]
+__all__ = ["QUARANTINE_SOURCES", "AnalyticsStore", "EventLog", "LogRecord", "PersonStore", "Quarantine", "StateStore"]
 
 #: where what a workspace could not take comes from (docs/storage.md#the-quarantine)
 QUARANTINE_SOURCES = ("engine", "analytics", "checkpoint", "definition")
@@ -68,6 +68,30 @@ class StateStore(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+
+class PersonStore(Protocol):
+    """Persons beyond memory, as of the last checkpoint: what `core.store` caches.
+
+    Point reads come from the event loop while a checkpoint is written from a thread; a
+    read sees the last committed checkpoint (never half of one).
+    """
+
+    def person(self, person_id: str) -> bytes | None: ...
+
+    def persons_after(self, person_id: str, limit: int) -> list[tuple[str, bytes]]: ...
+
+    def count(self) -> int: ...
+
+    def key(self, key: str) -> str | None: ...
+
+    def keys(self) -> Iterator[tuple[str, str]]: ...
+
+    def alias(self, person_id: str) -> str | None: ...
+
+    def aliases(self) -> Iterator[tuple[str, str]]: ...
+
+    def timers(self) -> Iterator[tuple[str, int]]: ...
 
 
 class AnalyticsStore(Protocol):

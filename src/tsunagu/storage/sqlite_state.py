@@ -1,14 +1,17 @@
-"""Person-state checkpoints in SQLite: one row per person, written incrementally.
+"""Person state in SQLite: the person store and its checkpoints.
 
-Only persons changed since the previous checkpoint are written, with the log seq the
-state covers, in one transaction; a restart loads them and replays the log after it.
+One row per person (msgpack), the identity index (identifier key -> person id), the
+aliases of merged persons and the window-edge timers. Only what changed since the
+previous checkpoint is written, with the log seq the state covers, in one transaction;
+the engine reads persons, keys and aliases back on demand (`core.store`), and a restart
+replays only the log after the checkpoint.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ __all__ = ["SqliteStateStore"]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS persons (person_id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ident (key TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alias (person_id TEXT PRIMARY KEY, survivor TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS timer (person_id TEXT PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -55,6 +61,52 @@ class SqliteStateStore:
         meta = msgspec.msgpack.decode(meta_row[0]) if meta_row and meta_row[0] else {}
         return (int(row[0]) if row else 0), meta, bodies
 
+    # -- the person store (core.ports.PersonStore) ----------------------------------------
+
+    def _one(self, sql: str, arg: str) -> Any:
+        with self._reader_lock:
+            row = self._reader.execute(sql, (arg,)).fetchone()
+        return row[0] if row else None
+
+    def person(self, person_id: str) -> bytes | None:
+        return self._one("SELECT body FROM persons WHERE person_id = ?", person_id)
+
+    def persons_after(self, person_id: str, limit: int) -> list[tuple[str, bytes]]:
+        with self._reader_lock:
+            return self._reader.execute(
+                "SELECT person_id, body FROM persons WHERE person_id > ? ORDER BY person_id LIMIT ?",
+                (person_id, limit),
+            ).fetchall()
+
+    def key(self, key: str) -> str | None:
+        return self._one("SELECT person_id FROM ident WHERE key = ?", key)
+
+    def alias(self, person_id: str) -> str | None:
+        return self._one("SELECT survivor FROM alias WHERE person_id = ?", person_id)
+
+    def _pairs(self, table: str, a: str, b: str) -> Iterator[tuple[str, Any]]:
+        after = ""
+        while True:
+            with self._reader_lock:
+                page = self._reader.execute(
+                    f"SELECT {a}, {b} FROM {table} WHERE {a} > ? ORDER BY {a} LIMIT 5000", (after,)
+                ).fetchall()
+            if not page:
+                return
+            yield from page
+            after = page[-1][0]
+
+    def keys(self) -> Iterator[tuple[str, str]]:
+        return self._pairs("ident", "key", "person_id")
+
+    def aliases(self) -> Iterator[tuple[str, str]]:
+        return self._pairs("alias", "person_id", "survivor")
+
+    def timers(self) -> Iterator[tuple[str, int]]:
+        return self._pairs("timer", "person_id", "day")
+
+    # -- checkpoints ---------------------------------------------------------------------
+
     def load(self) -> tuple[int, Iterator[bytes]]:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone()
         seq = int(row[0]) if row else 0
@@ -73,14 +125,32 @@ class SqliteStateStore:
         return msgspec.msgpack.decode(row[0]) if row and row[0] else {}
 
     def save(
-        self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str], meta: bytes = b""
+        self,
+        applied_seq: int,
+        persons: Sequence[tuple[str, bytes]],
+        removed: Sequence[str],
+        meta: bytes = b"",
+        keys: Mapping[str, str | None] | None = None,
+        aliases: Mapping[str, str | None] | None = None,
+        timers: Mapping[str, int | None] | None = None,
     ) -> None:
+        """One checkpoint: changed persons, removed ones, and the index, alias and timer
+        changes (None: deleted), all as of `applied_seq`, in one transaction."""
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
             if removed:
                 con.executemany("DELETE FROM persons WHERE person_id = ?", [(r,) for r in removed])
             con.executemany("INSERT OR REPLACE INTO persons (person_id, body) VALUES (?, ?)", persons)
+            for table, col, changes in (("ident", "key", keys), ("alias", "person_id", aliases),
+                                        ("timer", "person_id", timers)):  # fmt: skip
+                if not changes:
+                    continue
+                gone = [(k,) for k, v in changes.items() if v is None]
+                if gone:
+                    con.executemany(f"DELETE FROM {table} WHERE {col} = ?", gone)
+                kept = [(k, v) for k, v in changes.items() if v is not None]
+                con.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", kept)
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('applied_seq', ?)", (applied_seq,))
             if meta:
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)", (meta,))
@@ -90,7 +160,16 @@ class SqliteStateStore:
             raise
 
     def count(self) -> int:
-        return self._con.execute("SELECT count(*) FROM persons").fetchone()[0]
+        with self._reader_lock:
+            return self._reader.execute("SELECT count(*) FROM persons").fetchone()[0]
+
+    def clear(self) -> None:
+        """Forget every person (a checkpoint of an older shape: the log rebuilds them)."""
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        for table in ("persons", "ident", "alias", "timer", "meta"):
+            con.execute(f"DELETE FROM {table}")
+        con.execute("COMMIT")
 
     def close(self) -> None:
         with self._reader_lock:

@@ -1,0 +1,193 @@
+"""Persons beyond memory: a bounded cache over the state store changes no result.
+
+The same stream through a pipeline that keeps 2 persons in memory (checkpointing often,
+so the rest live only in `state.sqlite`) and through one that keeps everyone gives the
+same persons, identities, memberships and timelines; merges of a person in memory with
+one on disk, forgetting a person on disk, and a crash with most persons on disk lose
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tsunagu.core.config import WorkspaceConfig
+from tsunagu.core.events import Event
+from tsunagu.core.store import Persons
+from tsunagu.pipeline import WorkspacePipeline
+
+NOW = 1_790_000_000_000
+DAY = 86_400_000
+SEGMENTS = {
+    "viewers": {"rule": {"did": "view", "count": {"op": "gte", "value": 2}}},
+    "recent_buyers": {"rule": {"did": "buy", "within_days": 3}},
+    "big_spenders": {"rule": {"data": "buy.revenue", "stat": "sum", "window": "all_time", "op": "gte", "value": 300}},
+}
+
+
+def ev(mid: str, typ: str, name: str | None, uid: str | None, aid: str | None, ts: int, props: dict[str, Any]) -> Event:
+    traits = {"rank": props.get("rank")} if typ == "identify" else {}
+    return Event(
+        mid, typ, name if typ == "track" else None, uid, aid, ts, ts, "web", None,
+        msgspec.json.encode(props), traits, b"{}",
+    )  # fmt: skip
+
+
+async def _open(path: Path, cache: int, now: int = NOW) -> WorkspacePipeline:
+    pipe = WorkspacePipeline("t", path, WorkspaceConfig(retail_traits=False), flush_interval=3600, person_cache=cache)
+    await pipe.open(now, background=False)
+    return pipe
+
+
+def _crash(pipe: WorkspacePipeline) -> None:
+    pipe._close_stores()
+
+
+async def _state(pipe: WorkspacePipeline) -> dict[str, Any]:
+    """Everything a reader could see of every person."""
+    out: dict[str, Any] = {}
+    for p in sorted(pipe.engine.persons.values(), key=lambda p: p.person_id):
+        rows, _ = await pipe.timeline(p, limit=1000)
+        out[p.person_id] = {
+            "person": p.to_dict(),
+            "counters": p.counters,
+            "data": p.data,
+            "timeline": [(r["message_id"], r["type"]) for r in rows],
+        }
+    keys = sorted(pipe.engine.index.items())
+    aliases = sorted(pipe.engine.aliases.items())
+    return {"persons": out, "index": keys, "aliases": aliases, "timers": dict(pipe.engine.live.next_check)}
+
+
+step = st.tuples(
+    st.sampled_from(["view", "buy", "identify", "page"]),
+    st.integers(0, 7),  # anonymous id
+    st.one_of(st.none(), st.integers(0, 4)),  # user id
+    st.integers(0, 5),  # day offset
+    st.integers(0, 200),  # revenue
+)
+
+
+async def _run(path: Path, cache: int, steps: list[tuple[str, int, int | None, int, int]], crash_at: int | None) -> Any:
+    pipe = await _open(path, cache)
+    for name, body in SEGMENTS.items():
+        await pipe.define("segment", name, body, NOW)
+    for i, (kind, aid, uid, day, revenue) in enumerate(steps):
+        ts = NOW + day * DAY
+        typ = {"identify": "identify", "page": "page"}.get(kind, "track")
+        props = {"revenue": revenue, "rank": f"r{revenue % 3}"} if kind == "buy" or kind == "identify" else {}
+        e = ev(f"m{i}", typ, kind, f"U{uid}" if uid is not None else None, f"A{aid}", ts, props)
+        await pipe.submit([e], ts)
+        if cache and i % 3 == 2:
+            await pipe.checkpoint()  # the unchanged persons leave memory
+        if crash_at == i:
+            _crash(pipe)
+            pipe = await _open(path, cache)
+    await pipe.tick(NOW + 9 * DAY)
+    await pipe.flush()
+    if cache:
+        await pipe.checkpoint()
+        assert isinstance(pipe.engine.persons, Persons)
+        assert pipe.engine.persons.in_memory() <= cache
+        event(f"persons read back from the store: {'some' if pipe.engine.persons.loads else 'none'}")
+    state = await _state(pipe)
+    await pipe.close()
+    return state
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=4, max_size=25), crash=st.one_of(st.none(), st.integers(0, 24)))
+def test_a_small_cache_changes_no_result(tmp_path_factory: Any, steps: list[Any], crash: int | None) -> None:
+    async def scenario() -> None:
+        small = await _run(tmp_path_factory.mktemp("small"), 2, steps, crash)
+        whole = await _run(tmp_path_factory.mktemp("whole"), 0, steps, None)
+        assert small == whole
+
+    asyncio.run(scenario())
+
+
+def test_merge_of_a_person_in_memory_with_one_on_disk(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 1)
+        await pipe.submit([ev("1", "track", "view", None, "A", NOW, {})], NOW)
+        await pipe.checkpoint()
+        await pipe.submit([ev("2", "track", "view", "M", None, NOW, {})], NOW)  # A leaves memory
+        await pipe.checkpoint()
+        persons = pipe.engine.persons
+        assert isinstance(persons, Persons) and persons.in_memory() == 1
+        loads = persons.loads
+        await pipe.submit([ev("3", "identify", None, "M", "A", NOW + 1, {"rank": "gold"})], NOW)
+        assert persons.loads > loads  # the cold one was read back for the merge
+        person = pipe.engine.lookup("user_id", "M")
+        assert person is not None and person.event_count == 3
+        assert pipe.engine.lookup("anonymous_id", "A") is person
+        assert len(pipe.engine.persons) == 1
+        await pipe.checkpoint()
+        _crash(pipe)
+
+        pipe = await _open(tmp_path, 1)
+        again = pipe.engine.lookup("anonymous_id", "A")
+        assert again is not None and again.event_count == 3 and again.traits == {"rank": "gold"}
+        assert len(pipe.engine.persons) == 1
+        loser = next(iter(again.merged_ids))
+        assert pipe.engine.get(loser) is again  # the alias is in the store too
+        await pipe.close()
+
+    asyncio.run(scenario())
+
+
+def test_forget_a_person_on_disk(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 1)
+        await pipe.submit([ev("1", "track", "view", "M", None, NOW, {})], NOW)
+        await pipe.checkpoint()
+        await pipe.submit([ev("2", "track", "view", "K", None, NOW, {})], NOW)
+        await pipe.checkpoint()
+        cold = pipe.engine.index.get("user_id:M")
+        assert cold is not None
+        result = await pipe.forget(cold, NOW)
+        assert result["events"] == 1
+        assert pipe.engine.lookup("user_id", "M") is None
+        assert len(pipe.engine.persons) == 1
+        _crash(pipe)  # before the next checkpoint: the log's forget record replays
+
+        pipe = await _open(tmp_path, 1)
+        assert pipe.engine.lookup("user_id", "M") is None
+        assert pipe.engine.get(cold) is None
+        assert pipe.engine.lookup("user_id", "K") is not None
+        await pipe.checkpoint()
+        assert pipe._state is not None and pipe._state.person(cold) is None
+        await pipe.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_crash_with_most_persons_on_disk_loses_nothing(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 5)
+        for i in range(200):
+            await pipe.submit([ev(f"a{i}", "track", "view", f"U{i}", None, NOW, {})], NOW)
+        await pipe.checkpoint()
+        for i in range(0, 200, 2):  # half change again after the checkpoint: in the log only
+            await pipe.submit([ev(f"b{i}", "track", "view", f"U{i}", None, NOW + 1, {})], NOW)
+        persons = pipe.engine.persons
+        assert isinstance(persons, Persons) and persons.in_memory() < 200
+        _crash(pipe)
+
+        pipe = await _open(tmp_path, 5)
+        assert pipe.stats["replayed"] <= 100  # only the tail (memory pressure checkpointed some)
+        for i in range(200):
+            p = pipe.engine.lookup("user_id", f"U{i}")
+            assert p is not None and p.event_count == (2 if i % 2 == 0 else 1), i
+            assert (p.segments == []) and p.person_id in pipe.engine.persons
+        assert len(pipe.engine.persons) == 200
+        assert (await pipe.submit([ev("b0", "track", "view", "U0", None, NOW + 1, {})], NOW)).duplicates == 1
+        await pipe.close()
+
+    asyncio.run(scenario())
