@@ -26,13 +26,20 @@ from .core.errors import NotFound, TsunaguError
 from .pipeline import WorkspacePipeline, new_id_factory
 from .storage.control import ControlStore
 
-__all__ = ["DataDirLocked", "Platform", "wall_clock_ms"]
+__all__ = ["DataDirLocked", "Platform", "open_control", "wall_clock_ms"]
 
 log = logging.getLogger("tsunagu")
 
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+def open_control(data_dir: Path | str) -> ControlStore:
+    """A data directory's control database: workspaces, keys, users, sessions. A running
+    server reads it on every request, so the CLI changes it without stopping the server
+    (and without the data directory's lock, which `Platform.lock` takes)."""
+    return ControlStore(Path(data_dir) / "control.sqlite")
 
 
 class DataDirLocked(TsunaguError):
@@ -53,7 +60,7 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.new_id = new_id_factory()
-        self.control = ControlStore(self.data_dir / "control.sqlite")
+        self.control = open_control(self.data_dir)
         self.flush_interval = flush_interval
         self.checkpoint_interval = checkpoint_interval
         self._pipelines: dict[str, WorkspacePipeline] = {}
