@@ -1,4 +1,5 @@
-"""The shape of the package: the core imports no adapter, adapters never import each other."""
+"""The shape of the package: the core imports no adapter, adapters never import each other,
+and the interfaces people touch (api/, admin/, cli/) stay thin over the layers below."""
 
 from __future__ import annotations
 
@@ -10,16 +11,31 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tsunagu"
 
-# package -> the tsunagu packages it may import
+# package -> the tsunagu packages it may import (at run time: `if TYPE_CHECKING:` imports
+# are annotations, not dependencies)
 ALLOWED = {
     "core": {"core"},
     "storage": {"core", "storage"},
-    "api": {"core", "api", "pipeline", "sql", "__init__"},
     "sql": {"core", "sql"},
     "demo": {"demo"},
+    "api": {"core", "api", "pipeline", "sql", "__init__"},
+    # The admin UI is an adapter over the admin API's operations: it previews, saves and
+    # reports through api/ (one validation, one error shape, the numbers the API gives) and
+    # reads the core's vocabulary; never a store (`platform` hands it the control store) and
+    # never the app that mounts it.
+    "admin": {"admin", "core", "api", "sql"},
+    # The CLI is thin over `app` (the Platform, `open_control`): it parses arguments and
+    # prints. It reads definitions files (core.plan), compiles a segment's SQL for another
+    # dialect (sql) and runs the demo generator (demo); never a store or an HTTP handler.
+    "cli": {"cli", "core", "app", "sql", "demo", "__init__"},
 }
 # the core runs anywhere: the standard library and msgspec's structs only
 CORE_THIRD_PARTY = {"msgspec"}
+# ... and does no I/O: files, sockets, processes, threads and event loops are the adapters'
+CORE_NO_IO = {
+    "asyncio", "concurrent", "http", "io", "mmap", "multiprocessing", "os", "pathlib", "select", "selectors",
+    "shutil", "signal", "socket", "sqlite3", "ssl", "subprocess", "sys", "tempfile", "threading", "urllib",
+}  # fmt: skip
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
@@ -70,6 +86,20 @@ def test_the_core_needs_nothing_but_the_standard_library_and_msgspec() -> None:
             ):
                 bad.append(f"{path.name} imports {module}")
     assert not bad, bad
+
+
+def test_the_core_does_no_io() -> None:
+    bad = []
+    for path in sorted((SRC / "core").glob("*.py")):
+        for module, level in _imports(path):
+            if level == 0 and module.split(".")[0] in CORE_NO_IO:
+                bad.append(f"{path.name} imports {module}")
+    assert not bad, f"core/ is pure: {bad}"
+
+
+def test_every_package_has_a_rule() -> None:
+    packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages - set(ALLOWED) <= {"web"}, sorted(packages - set(ALLOWED))  # web/: tag.js only
 
 
 def test_the_core_never_reads_the_clock() -> None:

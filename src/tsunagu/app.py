@@ -26,7 +26,7 @@ from .core.errors import InvalidInput, NotFound, TsunaguError
 from .pipeline import DEFAULT_PERSON_CACHE, WorkspacePipeline, new_id_factory
 from .storage.control import ControlStore
 
-__all__ = ["DataDirLocked", "Platform", "wall_clock_ms"]
+__all__ = ["DataDirLocked", "Platform", "open_control", "wall_clock_ms"]
 
 log = logging.getLogger("tsunagu")
 
@@ -44,6 +44,13 @@ def _person_cache_from_env() -> int:
             "TSUNAGU_PERSON_CACHE", f"must be a whole number of persons (0: all in memory), not {raw!r}"
         )
     return int(raw)
+
+
+def open_control(data_dir: Path | str) -> ControlStore:
+    """A data directory's control database: workspaces, keys, users, sessions. A running
+    server reads it on every request, so the CLI changes it without stopping the server
+    (and without the data directory's lock, which `Platform.lock` takes)."""
+    return ControlStore(Path(data_dir) / "control.sqlite")
 
 
 class DataDirLocked(TsunaguError):
@@ -67,7 +74,7 @@ class Platform:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.new_id = new_id_factory()
-        self.control = ControlStore(self.data_dir / "control.sqlite")
+        self.control = open_control(self.data_dir)
         self.flush_interval = flush_interval
         self.checkpoint_interval = checkpoint_interval
         self._pipelines: dict[str, WorkspacePipeline] = {}

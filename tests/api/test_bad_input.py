@@ -1,7 +1,7 @@
 """Bad requests get the right status and an error that names the field; nothing crashes.
 
-Every error body has the shape
-`{"error": {"status", "code", "message", "errors"?: [{"field", "reason", "index"?}]}}`.
+Every error body has the one shape (tests/api/error_shape.py):
+`{"error": {"status", "code", "message", "errors"?: [{"field", "reason", "index"?}]}, "code", "message"}`.
 The last test checks the server is still up and logged no traceback after all of it.
 """
 
@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from .error_shape import assert_one_error_shape
 
 
 @pytest.fixture
@@ -42,25 +44,6 @@ def nested_dict(levels: int) -> dict[str, Any]:
 
 def nested_arrays(levels: int) -> bytes:
     return b"[" * levels + b"]" * levels
-
-
-def assert_error_shape(r: httpx.Response, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    # `error` holds it all; a top-level code/message copy for SDKs that read those is allowed.
-    assert "error" in body and set(body) <= {"error", "success", "code", "message"}, body
-    err = body["error"]
-    assert set(err) <= {"status", "code", "message", "errors"}, err
-    assert err["status"] == status
-    assert isinstance(err["code"], str) and err["code"]
-    assert isinstance(err["message"], str) and err["message"]
-    for e in err.get("errors", []):
-        assert set(e) <= {"field", "reason", "index"}, e
-        assert isinstance(e["field"], str)
-        assert isinstance(e["reason"], str) and e["reason"]
-        assert isinstance(e.get("index", 0), int)
-    return err
 
 
 @dataclass
@@ -261,7 +244,7 @@ def send(case: Bad, ws: Any) -> httpx.Response:
 @pytest.mark.parametrize("case", CASES)
 def test_bad_ingest_request_gets_the_right_status_and_an_error_naming_the_field(workspace, case):
     r = send(case, workspace)
-    err = assert_error_shape(r, case.status)
+    err = assert_one_error_shape(r, case.status)
     if case.field is not None:
         fields = [e["field"] for e in err.get("errors", [])]
         assert case.field in fields, err
@@ -359,7 +342,7 @@ def test_batch_where_every_item_is_bad_is_400_listing_each_by_index(workspace):
             ]
         },
     )
-    err = assert_error_shape(r, 400)
+    err = assert_one_error_shape(r, 400)
     assert {(e["index"], e["field"]) for e in err["errors"]} == {
         (0, "batch[0].event"),
         (1, "batch[1].type"),
@@ -370,7 +353,7 @@ def test_batch_where_every_item_is_bad_is_400_listing_each_by_index(workspace):
 
 def test_every_bad_field_of_one_message_is_reported_at_once(workspace):
     r = workspace.ingest("/v1/track", {"userId": "u" * 300, "context": {"channel": "!!"}})
-    err = assert_error_shape(r, 400)
+    err = assert_one_error_shape(r, 400)
     assert {e["field"] for e in err["errors"]} >= {"userId", "event", "context.channel"}
 
 
@@ -401,7 +384,7 @@ ADMIN_AUTH = {
 )
 def test_admin_endpoints_refuse_missing_unknown_or_wrong_credentials_with_401(workspace, method, path, auth):
     r = httpx.request(method, f"{workspace.url}{path}", headers=auth(workspace), timeout=30)
-    err = assert_error_shape(r, 401)
+    err = assert_one_error_shape(r, 401)
     assert err["code"] == "unauthorized"
     assert [e["field"] for e in err["errors"]] == ["Authorization"]
     assert r.headers["www-authenticate"].startswith("Bearer")
@@ -424,7 +407,7 @@ def test_admin_endpoints_refuse_missing_unknown_or_wrong_credentials_with_401(wo
 def test_bad_admin_queries_get_an_error_naming_the_parameter(workspace, path, params, status, field):
     with workspace.client() as c:
         r = c.get(path, params=params)
-    err = assert_error_shape(r, status)
+    err = assert_one_error_shape(r, status)
     if field:
         assert field in [e["field"] for e in err["errors"]], err
 
@@ -472,7 +455,7 @@ def test_bad_admin_bodies_get_the_right_status_and_an_error_naming_the_field(
 ):
     with workspace.client() as c:
         r = c.request(method, path, content=body, headers=headers)
-    err = assert_error_shape(r, status)
+    err = assert_one_error_shape(r, status)
     if field:
         assert field in [e["field"] for e in err.get("errors", [])], err
     assert r.headers["x-content-type-options"] == "nosniff"
@@ -493,7 +476,7 @@ def test_bad_admin_bodies_get_the_right_status_and_an_error_naming_the_field(
 def test_a_method_the_path_does_not_have_is_405_naming_every_method_it_has(workspace, method, path, allow):
     with workspace.client() as c:
         r = c.request(method, path)
-    assert_error_shape(r, 405)
+    assert_one_error_shape(r, 405)
     assert r.headers["allow"] == allow
 
 
@@ -503,7 +486,7 @@ def test_bad_timeline_queries_name_the_parameter(workspace):
     pid = workspace.person("user_id", user)["person_id"]
     with workspace.client() as c:
         for params, fld in [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"cursor": "@@@"}, "cursor")]:
-            err = assert_error_shape(c.get(f"/api/v1/people/{pid}/events", params=params), 400)
+            err = assert_one_error_shape(c.get(f"/api/v1/people/{pid}/events", params=params), 400)
             assert fld in [e["field"] for e in err["errors"]], err
 
 

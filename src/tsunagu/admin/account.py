@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..storage.control import MIN_PASSWORD, Session
 from .i18n import pick_language, translator, wait_text
 from .sessions import SESSION_COOKIE, client_address, retry_after
 
 if TYPE_CHECKING:
     from ..app import Platform
+    from ..storage.control import Session
 
 __all__ = ["account_routes"]
 
@@ -54,7 +54,7 @@ def account_routes(
 
         return render(
             request, "account.html", status=status, s=s, others=max(others, 0), notices=notices, error=error,
-            fmt=fmt, min_password=MIN_PASSWORD,
+            fmt=fmt, min_password=platform.control.min_password,
         )  # fmt: skip
 
     async def account(request: Request) -> Response:
@@ -70,7 +70,7 @@ def account_routes(
         current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
         if new != again:
             return page(request, s, status=400, error=t("passwords_differ"))
-        if len(new) < MIN_PASSWORD:
+        if len(new) < platform.control.min_password:
             return page(request, s, status=400, error=t("password_too_short"))
         attempt = await asyncio.to_thread(
             platform.control.attempt_login, s.workspace, s.email, current, client_address(request), platform.clock()

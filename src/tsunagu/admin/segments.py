@@ -8,7 +8,8 @@ shown on the condition they concern, a click away from the nearest name it has).
 names it offers are the workspace's vocabulary: the events seen, page views included,
 with counts. Saving goes through the same checked define as
 `PUT /api/v1/segments/{name}`. These endpoints take the session cookie and the session's
-CSRF token (the `X-CSRF-Token` header), never the API token.
+CSRF token (the `X-CSRF-Token` header), never the API token, and answer every error in the
+one shape (admin/json_endpoints.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from ..api.definitions import put_definition
 from ..api.preview import preview_rule
 from ..api.vocabulary import rule_check, vocabulary, warnings_of
 from ..core.computed import COMPUTED_WINDOWS, Aggregate, Cases
-from ..core.errors import InvalidInput, NotFound, TsunaguError
+from ..core.errors import Forbidden, InvalidInput, NotFound
 from ..core.segments import COMPARISONS
 from ..core.userdata import STATS, WINDOWS
 from ..core.vocabulary import Vocabulary
 from .i18n import pick_language, translator
+from .json_endpoints import json_body, json_route
 
 if TYPE_CHECKING:
     from ..app import Platform
@@ -157,31 +159,15 @@ def segment_routes(
             rule_json=json.dumps(body["rule"], ensure_ascii=False, indent=2),
         )  # fmt: skip
 
-    def _csrf_ok(request: Request, s: Session) -> bool:
-        return request.headers.get("x-csrf-token") == s.csrf
-
-    def _refused(exc: TsunaguError) -> JSONResponse:
-        errors = [e.to_dict() for e in exc.errors] or [{"field": "", "reason": exc.message}]
-        return JSONResponse({"errors": errors, "message": exc.message}, status_code=exc.status)
-
-    async def _json_body(request: Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except ValueError:
-            raise InvalidInput.for_field("", "the body must be JSON") from None
-        if not isinstance(data, dict):
-            raise InvalidInput.for_field("", "the body must be a JSON object")
-        return data
+    def _check_csrf(request: Request, s: Session) -> None:
+        if request.headers.get("x-csrf-token") != s.csrf:
+            raise Forbidden.for_field("X-CSRF-Token", "missing or wrong: send the CSRF token of the session's page")
 
     async def preview(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
-        if not _csrf_ok(request, s):
-            return JSONResponse({"errors": [{"field": "", "reason": "CSRF token missing or wrong"}]}, status_code=403)
-        try:
-            data = await _json_body(request)
-            count, ids, _, day = await preview_rule(pipe, data.get("rule"), now=platform.clock(), sample=SAMPLE)
-        except TsunaguError as exc:
-            return _refused(exc)
+        _check_csrf(request, s)
+        data = await json_body(request)
+        count, ids, _, day = await preview_rule(pipe, data.get("rule"), now=platform.clock(), sample=SAMPLE)
         sample = []
         for pid in ids:
             p = pipe.engine.get(pid)
@@ -193,19 +179,15 @@ def segment_routes(
 
     async def save(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
-        if not _csrf_ok(request, s):
-            return JSONResponse({"errors": [{"field": "", "reason": "CSRF token missing or wrong"}]}, status_code=403)
-        try:
-            data = await _json_body(request)
-            name = data.get("name")
-            if not isinstance(name, str):
-                raise InvalidInput.for_field("name", "must be a name")
-            body: dict[str, Any] = {"rule": data.get("rule")}
-            if data.get("description"):
-                body["description"] = data["description"]
-            out = await put_definition(pipe, "segment", name, body, platform.clock())
-        except TsunaguError as exc:
-            return _refused(exc)
+        _check_csrf(request, s)
+        data = await json_body(request)
+        name = data.get("name")
+        if not isinstance(name, str):
+            raise InvalidInput.for_field("name", "must be a name")
+        body: dict[str, Any] = {"rule": data.get("rule")}
+        if data.get("description"):
+            body["description"] = data["description"]
+        out = await put_definition(pipe, "segment", name, body, platform.clock())
         return JSONResponse({"name": name, "changed": out["changed"], "status": out["status"],
                              "members": out.get("members"), "redirect": f"/ui/segments?saved={name}"})  # fmt: skip
 
@@ -220,8 +202,8 @@ def segment_routes(
     return [
         Route("/segments", guarded(list_page)),
         Route("/segments/new", guarded(edit_page)),
-        Route("/segments/preview", guarded(preview), methods=["POST"]),
-        Route("/segments/save", guarded(save), methods=["POST"]),
+        json_route("/segments/preview", preview),
+        json_route("/segments/save", save),
         Route("/segments/{name}/edit", guarded(edit_page)),
         Route("/segments/{name}/delete", guarded(delete), methods=["POST"]),
     ]

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..storage.control import Session
-
 if TYPE_CHECKING:
     from ..app import Platform
+    from ..storage.control import Session
 
 __all__ = [
     "LOGIN_CSRF_COOKIE",

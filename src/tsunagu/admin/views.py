@@ -6,7 +6,8 @@ SameSite=Lax cookie; the session names the workspace, so a user of one workspace
 open another's people. Forms carry a CSRF token bound to the session (or, for the login
 form, to a cookie: double submit). Failed logins are throttled per account and per
 address (`ControlStore.attempt_login`). Every response carries the security headers of
-admin/headers.py.
+admin/headers.py. What the pages' scripts fetch as JSON answers every error in the one
+shape (admin/json_endpoints.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from ..api.errors import LimitBody
 from ..api.overview import workspace_overview
 from ..core.errors import TsunaguError
 from ..sql.overview import CHANNELS
@@ -296,7 +298,8 @@ def build_ui(platform: Platform) -> ASGIApp:
         *account_routes(platform, render, session, guarded),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return SecurityHeaders(Starlette(routes=routes))
+    # every body read at most to the API's limit: the JSON endpoints answer 413 in the one shape
+    return SecurityHeaders(LimitBody(Starlette(routes=routes), prefix="/"))
 
 
 async def labels_for(request: Request, pipe: WorkspacePipeline) -> Labels:

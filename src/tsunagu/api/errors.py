@@ -1,10 +1,15 @@
-"""The admin API's one error shape, where every error becomes it, and how OpenAPI shows it.
+"""The one error shape as the admin API answers it, where every error becomes it, and how
+OpenAPI shows it. Ingest (api/responses.py) and the admin UI's JSON endpoints
+(admin/json_endpoints.py) answer the same body, `TsunaguError.to_dict()`:
 
     {"error": {"status": 400, "code": "invalid_input", "message": "limit: ...",
-               "errors": [{"field": "limit", "reason": "...", "index": 3}]}}
+               "errors": [{"field": "limit", "reason": "...", "index": 3}]},
+     "code": "invalid_input", "message": "limit: ..."}
 
 `errors` (each bad field, its reason and, for an item of a list, its index) is there when
-there are fields to name. Every error of the admin API has this shape:
+there are fields to name; the top-level `code` and `message` repeat the error's, for the
+Segment-spec SDKs that read them there. Every error of the admin API has this shape,
+including those Starlette and FastAPI raise themselves:
 
 | status | code | when |
 | --- | --- | --- |
@@ -14,6 +19,7 @@ there are fields to name. Every error of the admin API has this shape:
 | 405 | method_not_allowed | the path exists, not with this method (`Allow` lists those it has) |
 | 409 | conflict | the change contradicts the workspace (deleting what a segment reads) |
 | 413 | payload_too_large | the body is over `MAX_BODY_BYTES` |
+| other 4xx | from the status's name | `unsupported_media_type`, `too_many_requests`, … (`http_error`) |
 | 500 | internal_error | a defect: answered, logged once with its traceback, connection closed |
 | 503 | unavailable | the workspace is opening or recovering from a storage error: retry |
 
@@ -24,7 +30,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,7 +45,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge, TsunaguError
+from ..core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TsunaguError,
+    Unauthorized,
+    Unavailable,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -48,7 +67,9 @@ __all__ = [
     "document_errors",
     "error_response",
     "error_responses",
+    "http_error",
     "install_error_handlers",
+    "internal_error_response",
 ]
 
 log = logging.getLogger("tsunagu.admin")
@@ -66,7 +87,13 @@ STATUSES = {
     500: "Internal error (a defect, logged with its traceback); the connection is closed after it.",
     503: "The workspace is opening or recovering from a storage error: retry shortly.",
 }
-_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+#: the error class of each status Starlette or FastAPI may raise, so its code is ours
+_CLASSES: dict[int, type[TsunaguError]] = {
+    400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict,
+    413: PayloadTooLarge, 422: InvalidInput, 503: Unavailable,
+}  # fmt: skip
+#: the codes of other statuses, fixed here (Python renames a phrase now and then: 413 in 3.13)
+_CODES = {415: "unsupported_media_type", 429: "too_many_requests"}
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
@@ -84,9 +111,11 @@ class ErrorBody(BaseModel):
 
 
 class Error(BaseModel):
-    """The one shape of every admin API error."""
+    """The one shape of every error: ingest's, the admin API's, the admin UI's JSON."""
 
     error: ErrorBody
+    code: str = Field(description="`error.code` again, where the Segment-spec SDKs read it")
+    message: str = Field(description="`error.message` again, where the Segment-spec SDKs read it")
 
 
 def _render(body: dict[str, Any]) -> bytes:
@@ -101,20 +130,41 @@ class _ErrorJSON(JSONResponse):
         return _render(content)
 
 
-def error_response(err: TsunaguError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    err: TsunaguError, headers: Mapping[str, str] | None = None, *, challenge: str | None = 'Bearer realm="tsunagu"'
+) -> JSONResponse:
+    """`err` in the one shape. A 401 carries `WWW-Authenticate: <challenge>` (none for the
+    UI, whose credential is its session cookie, not a scheme a client could answer)."""
     extra = dict(headers or {})
-    if err.status == 401:
-        extra["WWW-Authenticate"] = 'Bearer realm="tsunagu"'
+    if err.status == 401 and challenge:
+        extra["WWW-Authenticate"] = challenge
+    if err.status == 413:  # the rest of the body is not read: the connection cannot carry another request
+        extra["Connection"] = "close"
     return _ErrorJSON(err.to_dict(), status_code=err.status, headers=extra or None)
 
 
+def internal_error_response() -> JSONResponse:
+    """The answer to a defect (logged by the caller): 500, and the connection closed after it."""
+    return error_response(TsunaguError("internal error; see the server log"), {"Connection": "close"})
+
+
 class _HTTPError(TsunaguError):
-    """An error Starlette raised (405, 413, ...), in the one shape."""
+    """A status no class of ours has (415, 429, ...), in the one shape."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.code = _CODES.get(status, "http_error")
+        try:
+            phrase = re.sub(r"[^a-z]+", "_", HTTPStatus(status).phrase.lower()).strip("_")
+        except ValueError:
+            phrase = "http_error"
+        self.code = _CODES.get(status, phrase)
+
+
+def http_error(status: int, message: str) -> TsunaguError:
+    """An HTTP status raised by Starlette or FastAPI as one of our errors (its code ours)."""
+    cls = _CLASSES.get(status)
+    return cls(message) if cls is not None else _HTTPError(status, message)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -177,10 +227,8 @@ def install_error_handlers(app: FastAPI) -> None:
             err = InvalidInput.for_field("body", reason)
         elif exc.status_code == 413:
             err = PayloadTooLarge.for_field("body", f"is larger than {MAX_BODY_BYTES // 1024} KB")
-            # the rest of the body is not read: the connection cannot carry another request
-            return error_response(err, {"Connection": "close"})
         else:
-            err = _HTTPError(exc.status_code, str(exc.detail))
+            err = http_error(exc.status_code, str(exc.detail))
         return error_response(err, exc.headers)
 
     app.add_middleware(LimitBody)
@@ -188,24 +236,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class LimitBody:
-    """Read at most `MAX_BODY_BYTES` of an API request's body; answer 413 beyond.
+    """Read at most `MAX_BODY_BYTES` of a request's body (under `prefix`); answer 413 beyond.
 
     A declared `Content-Length` over the limit is refused before reading anything; a
-    chunked body is counted as it arrives. Either way in the one error shape (Starlette's
-    own limit answers plain text once the length is declared too large).
+    chunked body is counted as it arrives and raises a 413 `HTTPException` for the app's
+    handler. Either way in the one error shape (Starlette's own limit answers plain text
+    once the length is declared too large).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
         self.app = app
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             err = PayloadTooLarge.for_field("body", f"is larger than {MAX_BODY_BYTES // 1024} KB")
-            await error_response(err, {"Connection": "close"})(scope, receive, send)
+            await error_response(err)(scope, receive, send)
             return
         seen = 0
 
@@ -265,9 +315,7 @@ class ServerErrors:
             log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if finished:
                 return
-            body = _render(
-                {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}}
-            )
+            body = _render(TsunaguError("internal error; see the server log").to_dict())
             await send(
                 {
                     "type": "http.response.start",

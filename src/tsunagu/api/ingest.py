@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..core.errors import FieldError, InvalidInput, PayloadTooLarge, TsunaguError, Unauthorized
+from ..core.errors import FieldError, InvalidInput, MethodNotAllowed, PayloadTooLarge, TsunaguError, Unauthorized
 from ..core.events import MAX_BATCH_BYTES, decode_batch, decode_message, normalize
 from .responses import CORS_HEADERS, send_error, send_json
 
@@ -109,7 +109,8 @@ async def handle_ingest(platform: Platform, scope: dict[str, Any], receive: Any,
         await send({"type": "http.response.body", "body": b""})
         return
     if method != "POST":
-        await send_json(send, 405, {"error": {"status": 405, "code": "method_not_allowed", "message": "use POST"}})
+        err = MethodNotAllowed(f"{method} is not a method of {scope['path']}: use POST")
+        await send_error(send, err, [(b"allow", b"OPTIONS, POST")])
         return
     name = scope["path"][4:]
     if name == "m":
@@ -126,11 +127,7 @@ async def handle_ingest(platform: Platform, scope: dict[str, Any], receive: Any,
         await send_error(send, err)
     except Exception:  # never a crash, never a bare 500 page
         log.exception("ingest failed")
-        await send_json(
-            send,
-            500,
-            {"error": {"status": 500, "code": "internal_error", "message": "internal error; see the server log"}},
-        )
+        await send_error(send, TsunaguError("internal error; see the server log"))
 
 
 class _KeyOnly(msgspec.Struct):

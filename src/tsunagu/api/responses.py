@@ -36,10 +36,9 @@ async def send_json(send: Any, status: int, body: Any, extra: list[tuple[bytes, 
     await send({"type": "http.response.body", "body": payload})
 
 
-async def send_error(send: Any, error: TsunaguError) -> None:
-    extra = [(b"www-authenticate", b'Basic realm="tsunagu"')] if error.status == 401 else None
-    body = error.to_dict()
-    # Client libraries read these at the top (rudder-sdk-python raises KeyError without them).
-    body["code"] = error.code
-    body["message"] = error.message
-    await send_json(send, error.status, body, extra)
+async def send_error(send: Any, error: TsunaguError, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    """`error` in the one error shape (`TsunaguError.to_dict`), as every surface answers it."""
+    headers = list(extra or ())
+    if error.status == 401:
+        headers.append((b"www-authenticate", b'Basic realm="tsunagu"'))
+    await send_json(send, error.status, error.to_dict(), headers)

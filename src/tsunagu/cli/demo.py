@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -16,8 +16,10 @@ from ..app import Platform
 from ..core.config import WorkspaceConfig
 from ..core.errors import InvalidInput, TsunaguError
 from ..core.events import decode_message, normalize
-from ..storage.control import Credentials
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, save_credentials
+
+if TYPE_CHECKING:
+    from ..storage.control import Credentials
 
 DEMO_CONFIG = WorkspaceConfig(
     identifier_traits={"email": "email", "phone": "phone", "line_id": "line_id", "pos_customer_id": "pos_customer_id"},

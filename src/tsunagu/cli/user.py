@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
+from ..app import open_control
 from ..core.errors import TsunaguError
-from ..storage.control import ControlStore
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail
 
 app = typer.Typer(help="Manage admin UI users.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def create(
 
     Passwords are stored as argon2id hashes."""
     try:
-        ended = ControlStore(data_dir / "control.sqlite").create_user(workspace, email, password)
+        ended = open_control(data_dir).create_user(workspace, email, password)
     except TsunaguError as exc:
         fail(exc.message)
         return
@@ -48,7 +48,7 @@ def delete(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Delete a user of a workspace and end their UI sessions."""
-    store = ControlStore(data_dir / "control.sqlite")
+    store = open_control(data_dir)
     if store.workspace(workspace) is None:
         fail(f"no workspace {workspace!r}")
     if not store.delete_user(workspace, email):

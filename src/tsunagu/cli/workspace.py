@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..app import open_control
 from ..core.config import WorkspaceConfig
 from ..core.errors import TsunaguError
-from ..storage.control import ControlStore
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail
 
 app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def create(
         trait, _, typ = spec.partition("=")
         config.identifier_traits[trait] = typ or trait
     try:
-        creds = ControlStore(data_dir / "control.sqlite").create_workspace(name, config)
+        creds = open_control(data_dir).create_workspace(name, config)
     except TsunaguError as exc:
         fail(exc.message)
         return
@@ -49,7 +49,7 @@ def create(
 def list_(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """List the workspaces of a data directory."""
     table = Table("workspace", "identifier traits", "time zone")
-    for ws in ControlStore(data_dir / "control.sqlite").workspaces():
+    for ws in open_control(data_dir).workspaces():
         table.add_row(
             ws.name, ", ".join(f"{k}→{v}" for k, v in ws.config.identifier_traits.items()), ws.config.timezone
         )

@@ -1,13 +1,26 @@
 """Errors. One base class; every error names the field and the reason.
 
-TsunaguError
+TsunaguError                 500  a defect (internal_error)
 ├── InvalidInput        400  a field is missing or has the wrong type/value
 │   └── PayloadTooLarge 413  an event over 32 KB or a batch over 500 KB
-├── Unauthorized        401  missing or wrong write key / token
+├── Unauthorized        401  missing or wrong write key / token / session
 ├── Forbidden           403  credentials valid, but not for this
 ├── NotFound            404
+├── MethodNotAllowed    405  the path exists, not with this method
 ├── Conflict            409  the change contradicts the workspace's state (another definition reads it)
 └── Unavailable         503  storage could not make the event durable; the workspace is recovering
+
+`TsunaguError.to_dict()` is the one error shape every HTTP surface answers (ingest, the
+admin API, the admin UI's JSON endpoints):
+
+    {"error": {"status": 400, "code": "invalid_input", "message": "userId: must be a string",
+               "errors": [{"field": "userId", "reason": "must be a string", "index": 3}]},
+     "code": "invalid_input", "message": "userId: must be a string"}
+
+`errors` is there when there are fields to name; `index` for an item of a list. The
+top-level `code` and `message` repeat the error's: the Segment-spec SDKs read them there
+(rudder-sdk-python raises KeyError without them), so every surface has them, and one
+reader serves every client.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "InvalidInput",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "TsunaguError",
@@ -54,10 +68,11 @@ class TsunaguError(Exception):
         Exception.__init__(self, self.message)
 
     def to_dict(self) -> dict[str, Any]:
+        """The one error shape (see the module's docstring)."""
         body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
         if self.errors:
             body["errors"] = [e.to_dict() for e in self.errors]
-        return {"error": body}
+        return {"error": body, "code": self.code, "message": self.message}
 
     @classmethod
     def for_field(cls, field_name: str, reason: str) -> TsunaguError:
@@ -92,6 +107,11 @@ class Forbidden(TsunaguError):
 class NotFound(TsunaguError):
     status = 404
     code = "not_found"
+
+
+class MethodNotAllowed(TsunaguError):
+    status = 405
+    code = "method_not_allowed"
 
 
 class Conflict(TsunaguError):

@@ -160,6 +160,9 @@ class WorkspaceInfo:
 
 
 class ControlStore:
+    #: the shortest password taken (the UI's form says so before it asks)
+    min_password = MIN_PASSWORD
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -342,7 +342,15 @@
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
       body: JSON.stringify(body),
-    }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); });
+    }).then(function (r) {
+      if (r.status === 401) { window.location = "/ui/login"; return new Promise(function () {}); } // session over
+      return r.json().then(function (b) { return { ok: r.ok, body: b }; });
+    });
+  }
+  // the errors of a refusal in the one error shape: each field's, or the message alone
+  function errorsOf(body) {
+    var err = (body && body.error) || {};
+    return err.errors && err.errors.length ? err.errors : [{ field: "", reason: err.message || String(body) }];
   }
   function preview() {
     var n = ++asked;
@@ -354,7 +362,7 @@
         countEl.textContent = "—";
         countEl.setAttribute("data-count", "");
         sampleEl.innerHTML = "";
-        showErrors(res.body.errors);
+        showErrors(errorsOf(res.body));
         showWarnings([]);
         return;
       }
@@ -397,7 +405,7 @@
     }).then(function (res) {
       if (res.ok) { window.location = res.body.redirect; return; }
       status.textContent = "";
-      showErrors(res.body.errors);
+      showErrors(errorsOf(res.body));
     });
   });
   var del = document.querySelector("form.delete");
