@@ -96,6 +96,8 @@ class SqliteDeduper:
         self._writer_key: int | None = None  # the bucket the writer last made sure of
         self._staged_key: int | None = None
         self.disk_lookups = 0  # filter hits confirmed on a table (false positives included)
+        self.tail_records = 0  # log records read by the last `open`
+        self.rebuilt = 0  # buckets whose filter the last `open` rebuilt from their table
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class SqliteDeduper:
                 continue
             if meta is None or not self._open_filters(bucket):
                 self._rebuild(bucket)
+                self.rebuilt += 1
             self._buckets[(width, key)] = bucket
         for path in self.directory.glob("*.bloom"):  # filters of dropped buckets
             width, key = (int(v) for v in path.name.split(".")[0].split("_"))
@@ -127,6 +130,7 @@ class SqliteDeduper:
                 (meta["seq"], self._cutoff),
             )
             for _, received_at, blob in rows:
+                self.tail_records += 1
                 bucket = self._bucket_for(received_at)
                 for mid in _ids_decoder.decode(blob):
                     self._filter_add(bucket, mid.encode())
