@@ -8,6 +8,7 @@ must answer exactly like this (tests/storage/test_sqlite_dedupe.py checks it).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 __all__ = ["MemoryDeduper"]
@@ -19,7 +20,8 @@ class MemoryDeduper:
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self.now = 0
-        self._added: dict[str, int] = {}  # insertion order is time order (time never goes back)
+        # insertion order is time order; an OrderedDict pops its oldest key in O(1)
+        self._added: OrderedDict[str, int] = OrderedDict()
 
     def open(self, now: int) -> None:
         self.advance(now)
@@ -31,10 +33,11 @@ class MemoryDeduper:
         cutoff = now - self.window_ms
         added = self._added
         while added:
-            mid = next(iter(added))
-            if added[mid] >= cutoff:
+            mid, at = added.popitem(last=False)
+            if at >= cutoff:
+                added[mid] = at
+                added.move_to_end(mid, last=False)
                 break
-            del added[mid]
 
     def seen(self, message_id: str) -> bool:
         at = self._added.get(message_id)
@@ -44,8 +47,8 @@ class MemoryDeduper:
         self.advance(now)
         at = self.now  # a clock that went back does not reorder the window
         for mid in message_ids:
-            self._added.pop(mid, None)
             self._added[mid] = at
+            self._added.move_to_end(mid)
 
     def discard(self, message_ids: Iterable[str]) -> None:
         for mid in message_ids:

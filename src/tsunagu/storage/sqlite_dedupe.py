@@ -86,7 +86,9 @@ class SqliteDeduper:
         self.now = 0
         self._cutoff = -(1 << 62)
         self._pending: dict[str, int] = {}  # added, not yet in a committed log record
-        self._recent: dict[str, int] = {}  # the newest committed ids, oldest first
+        # the newest committed ids, oldest first; an OrderedDict because popping a dict's
+        # first key again and again is O(n): iteration skips the deleted slots
+        self._recent: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._committed: collections.deque[list[tuple[int, int, list[str]]]] = collections.deque()
         self._buckets: dict[tuple[int, int], _Bucket] = {}
         self._order: list[_Bucket] = []  # newest first
@@ -173,10 +175,11 @@ class SqliteDeduper:
             self._expire(cutoff)
         recent = self._recent
         while recent:
-            mid = next(iter(recent))
-            if recent[mid] >= cutoff:
+            mid, at = recent.popitem(last=False)
+            if at >= cutoff:
+                recent[mid] = at
+                recent.move_to_end(mid, last=False)
                 break
-            del recent[mid]
 
     def seen(self, message_id: str) -> bool:
         if message_id in self._pending:
@@ -225,13 +228,13 @@ class SqliteDeduper:
                     bucket = self._bucket_for(received_at)
                 for mid in ids:
                     pending.pop(mid, None)
-                    recent.pop(mid, None)
                     recent[mid] = received_at
+                    recent.move_to_end(mid)
                     self._filter_add(bucket, mid.encode())
                 self._drained_seq = seq
         over = len(recent) - self.memory_ids
         for _ in range(max(over, 0)):
-            del recent[next(iter(recent))]
+            recent.popitem(last=False)
 
     def _on_disk(self, bucket: _Bucket, message_id: str) -> int | None:
         assert self._con is not None
