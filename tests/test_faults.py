@@ -140,6 +140,7 @@ def test_reopening_under_load_closes_every_handle_and_thread_and_answers_every_r
         platform.control.create_workspace("shop")
         pipe = await platform.pipeline("shop")
         await pipe.submit([track("warm", "U0")], NOW)
+        await pipe.submit([track("warm-2", "U0")], NOW)  # the de-dup filter file opens with the first ids
         await pipe.flush()
         fds, threads = _handles()
         outcomes: dict[str, int] = {"ok": 0, "unavailable": 0}

@@ -33,7 +33,6 @@ from . import backfill as backfill_jobs
 from .core import userdata
 from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
-from .core.dedupe import DAY_MS, Deduper
 from .core.engine import Applied, Engine, EventFailed
 from .core.errors import InvalidInput, NotFound, Unavailable
 from .core.events import Event
@@ -45,6 +44,7 @@ from .core.repair import TailRecord, repair, suspects_of
 from .core.store import KeyMap, Persons
 from .history import Reconstructions
 from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics, Reject
+from .storage.sqlite_dedupe import SqliteDeduper
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_quarantine import SqliteQuarantine
 from .storage.sqlite_state import SqliteStateStore
@@ -62,7 +62,6 @@ log = logging.getLogger("tsunagu.pipeline")
 _encoder = msgspec.msgpack.Encoder()
 _encoder_json = msgspec.json.Encoder().encode
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
-_ids_decoder = msgspec.msgpack.Decoder(list[str])
 _person_decoder = msgspec.msgpack.Decoder(Person)
 _forget_decoder = msgspec.msgpack.Decoder(dict[str, list[str]])
 # (person id per event, [(person id, type, timestamp, message id, properties), ...])
@@ -173,7 +172,7 @@ class WorkspacePipeline:
         self.engine = Engine(config, namespace=workspace)
         #: persons kept in memory; the others wait in the state store (0: all in memory)
         self.person_cache = person_cache
-        self.deduper = Deduper(config.dedupe_days)
+        self.deduper = SqliteDeduper(directory / "dedupe", directory / "log.sqlite", config.dedupe_window_ms)
         self.applied_seq = 0  # the last log seq the engine applied (maybe not yet durable)
         self.committed_seq = 0  # the last log seq known durable
         self.failed = False
@@ -226,7 +225,7 @@ class WorkspacePipeline:
         self._loop = asyncio.get_running_loop()
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
-            self._log = SqliteLog(self.directory / "log.sqlite")
+            self._log = SqliteLog(self.directory / "log.sqlite", index=self.deduper)
             self._state = SqliteStateStore(self.directory / "state.sqlite")
             self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
             self._quarantine = SqliteQuarantine(self.directory / "quarantine.sqlite")
@@ -286,7 +285,7 @@ class WorkspacePipeline:
 
     def _close_stores(self) -> None:
         # analytics first: its thread tails the log until it stops
-        for store in (self._analytics, self._log, self._state, self._quarantine):
+        for store in (self._analytics, self._log, self._state, self._quarantine, self.deduper):
             if store is not None:
                 try:
                     store.close()
@@ -369,9 +368,7 @@ class WorkspacePipeline:
                             raise
                         self.engine.live.skipped.append((body["kind"], body["name"], exc.message))
         self.applied_seq = self.committed_seq = seq
-        since = now - self.config.dedupe_days * DAY_MS
-        for received_at, ids in self._log.recent_ids(since):
-            self.deduper.add(_ids_decoder.decode(ids), received_at)
+        self.deduper.open(now)  # its index is in the log: only the tail since its checkpoint is read
         self.stats["replayed"] = replayed
         log.info(
             "%s: recovered %d persons, replayed %d events in %.2fs",
@@ -581,6 +578,7 @@ class WorkspacePipeline:
             raise Unavailable("the workspace is recovering from a storage error; retry shortly")
         fut: asyncio.Future[Accepted] = loop.create_future()
         deduper = self.deduper
+        deduper.advance(received_at)
         fresh: list[Event] = []
         positions: list[int] = []  # where each fresh event is in `events`
         batch_ids: set[str] = set()
@@ -889,6 +887,7 @@ class WorkspacePipeline:
                 if isinstance(aliases, KeyMap):
                     aliases.committed(merged)
                 engine.settle()
+            await asyncio.to_thread(self.deduper.checkpoint)
 
     def _storable(self, person: Person, error: BaseException) -> bytes:
         """A person that msgpack refused, with its out-of-range integers made floats.

@@ -6,6 +6,8 @@ import msgspec
 
 __all__ = ["IDENTIFIER_TYPES", "WorkspaceConfig"]
 
+_HOUR_MS = 3_600_000
+
 # Built-in identifier types; any other `context.externalIds[].type` becomes a custom type.
 IDENTIFIER_TYPES = (
     "user_id",
@@ -28,9 +30,18 @@ class WorkspaceConfig(msgspec.Struct, kw_only=True):
     #: identifier types a person may hold at most one value of; two people holding
     #: different values are never merged (the conflict is recorded instead)
     unique_identifiers: list[str] = msgspec.field(default_factory=lambda: ["user_id"])
-    #: messageId de-duplication window
-    dedupe_days: int = 7
+    #: messageId de-duplication window in hours (Segment's is 24; docs/ingest.md says
+    #: why ours is a week)
+    dedupe_hours: int = 168
+    #: the older name of the window, in days; when set it wins over dedupe_hours, so a
+    #: workspace configured before the window was in hours keeps its window
+    dedupe_days: int | None = None
     #: the workspace's time zone (reports, windows)
     timezone: str = "Asia/Tokyo"
     #: define the retail computed traits (core.computed.RETAIL) when the workspace starts
     retail_traits: bool = True
+
+    @property
+    def dedupe_window_ms(self) -> int:
+        hours = self.dedupe_days * 24 if self.dedupe_days is not None else self.dedupe_hours
+        return hours * _HOUR_MS

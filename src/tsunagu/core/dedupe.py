@@ -1,40 +1,64 @@
-"""messageId de-duplication over a window of days.
+"""messageId de-duplication over a window, all in memory: the reference answer.
 
-Exact (no hashing, so no false positives that would drop a real event). Ids are kept in
-one set per UTC day and a whole day is dropped when it leaves the window, so memory is
-about 100 bytes per message over the window; at scale the Redis adapter keeps them.
+Exact (no hashing, so no false positive that would drop a real event). Every id is held
+with the time it was added, about 100 bytes an id, so this is for tests and small
+workspaces: the pipeline uses the bounded adapter in `storage/sqlite_dedupe.py`, which
+must answer exactly like this (tests/storage/test_sqlite_dedupe.py checks it).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["DAY_MS", "Deduper"]
-
-DAY_MS = 86_400_000
+__all__ = ["MemoryDeduper"]
 
 
-class Deduper:
-    def __init__(self, days: int = 7) -> None:
-        self.days = days
-        self._by_day: dict[int, set[str]] = {}
+class MemoryDeduper:
+    """The `core.ports.Deduper` contract as a dict: id -> when it was added."""
+
+    def __init__(self, window_ms: int) -> None:
+        self.window_ms = window_ms
+        self.now = 0
+        # insertion order is time order; an OrderedDict pops its oldest key in O(1)
+        self._added: OrderedDict[str, int] = OrderedDict()
+
+    def open(self, now: int) -> None:
+        self.advance(now)
+
+    def advance(self, now: int) -> None:
+        if now <= self.now:
+            return
+        self.now = now
+        cutoff = now - self.window_ms
+        added = self._added
+        while added:
+            mid, at = added.popitem(last=False)
+            if at >= cutoff:
+                added[mid] = at
+                added.move_to_end(mid, last=False)
+                break
 
     def seen(self, message_id: str) -> bool:
-        return any(message_id in ids for ids in self._by_day.values())
+        at = self._added.get(message_id)
+        return at is not None and at >= self.now - self.window_ms
 
     def add(self, message_ids: Iterable[str], now: int) -> None:
-        day = now // DAY_MS
-        ids = self._by_day.get(day)
-        if ids is None:
-            ids = self._by_day[day] = set()
-            for old in [d for d in self._by_day if d <= day - self.days]:
-                del self._by_day[old]
-            self._sets = tuple(self._by_day[d] for d in sorted(self._by_day, reverse=True))
-        ids.update(message_ids)
+        self.advance(now)
+        at = self.now  # a clock that went back does not reorder the window
+        for mid in message_ids:
+            self._added[mid] = at
+            self._added.move_to_end(mid)
 
     def discard(self, message_ids: Iterable[str]) -> None:
-        for ids in self._by_day.values():
-            ids.difference_update(message_ids)
+        for mid in message_ids:
+            self._added.pop(mid, None)
+
+    def checkpoint(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._by_day.values())
+        return len(self._added)

@@ -7,11 +7,20 @@ Protocols, so the engine and the pipeline never learn which one they talk to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["QUARANTINE_SOURCES", "AnalyticsStore", "EventLog", "LogRecord", "PersonStore", "Quarantine", "StateStore"]
+__all__ = [
+    "QUARANTINE_SOURCES",
+    "AnalyticsStore",
+    "Deduper",
+    "EventLog",
+    "LogRecord",
+    "PersonStore",
+    "Quarantine",
+    "StateStore",
+]
 
 #: where what a workspace could not take comes from (docs/storage.md#the-quarantine)
 QUARANTINE_SOURCES = ("engine", "analytics", "checkpoint", "definition")
@@ -52,6 +61,31 @@ class EventLog(Protocol):
     def recent_ids(self, since_ms: int) -> Iterator[tuple[int, bytes]]: ...
 
     def rewrite(self, seq: int, body: bytes, ids: bytes, people: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Deduper(Protocol):
+    """messageId de-duplication over a window: exact, so a new event is never dropped.
+
+    An id added at `t` is known while `t >= now - window`, `now` being the latest time
+    given to `advance` or `add`. `add` takes the ids of a request before it is logged,
+    so a concurrent retry is caught before the commit; `discard` takes back ids of that
+    request that were refused (they never reach the log), so a fixed retry is welcome.
+    An id survives a restart once the log record holding it is committed.
+    """
+
+    def open(self, now: int) -> None: ...
+
+    def advance(self, now: int) -> None: ...
+
+    def seen(self, message_id: str) -> bool: ...
+
+    def add(self, message_ids: Iterable[str], now: int) -> None: ...
+
+    def discard(self, message_ids: Iterable[str]) -> None: ...
+
+    def checkpoint(self) -> None: ...
 
     def close(self) -> None: ...
 

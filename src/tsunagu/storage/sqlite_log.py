@@ -6,6 +6,10 @@ analytics writer, which tails the log). One writer thread takes every
 row queued while the previous commit was on disk and commits them together, so one
 fsync serves many requests: durability costs one fsync per group, not per event.
 docs/decisions/0001-event-log.md has the measurements behind this choice.
+
+An index (the messageId de-duplication index, `sqlite_dedupe.py`) can be written in the
+same transaction as the records it indexes: it is exactly as durable as the log, at no
+extra fsync.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from ..core.ports import LogRecord
 
-__all__ = ["SqliteLog"]
+__all__ = ["LogIndex", "SqliteLog"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
@@ -39,6 +44,15 @@ _ROWS_PER_STATEMENT = 500  # 6 parameters a row, well under SQLite's 32,766
 _STOP = object()
 
 
+class LogIndex(Protocol):
+    """Written by the log's writer thread: `write` inside a group's transaction, with the
+    group's event records as (seq, received_at, ids blob); `committed` once it is durable."""
+
+    def write(self, con: sqlite3.Connection, records: Sequence[tuple[int, int, bytes]]) -> None: ...
+
+    def committed(self, records: Sequence[tuple[int, int, bytes]]) -> None: ...
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA journal_mode=WAL")
@@ -49,8 +63,9 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SqliteLog:
-    def __init__(self, path: Path, *, max_group: int = 2000) -> None:
+    def __init__(self, path: Path, *, max_group: int = 2000, index: LogIndex | None = None) -> None:
         self.path = path
+        self._index = index
         self._max_group = max_group
         self._write = _connect(path)
         self._write.executescript(_SCHEMA)
@@ -119,12 +134,16 @@ class SqliteLog:
         # releases and retakes the GIL, and retaking it while the event loop is busy can
         # wait a whole switch interval (5 ms), which made group commits slow.
         records = [LogRecord(seq, kind, rat, body, ids, people) for seq, kind, rat, body, ids, people, _ in appends]
+        index = self._index
+        indexed = [(r[0], r[2], r[4]) for r in appends if r[1] == "events"] if index is not None else []
         try:
             con.execute("BEGIN IMMEDIATE")
             for start in range(0, len(appends), _ROWS_PER_STATEMENT):
                 chunk = appends[start : start + _ROWS_PER_STATEMENT]
                 sql = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
                 con.execute(sql, [v for row in chunk for v in (row[0], row[1], row[2], row[4], row[3], row[5])])
+            if index is not None and indexed:
+                index.write(con, indexed)
             con.execute("COMMIT")
             self.commits += 1
         except BaseException as exc:
@@ -133,6 +152,8 @@ class SqliteLog:
             for *_, done in appends:
                 done(exc)
             return
+        if index is not None and indexed:
+            index.committed(indexed)  # before the acks: an acknowledged id is known at once
         for rec, (*_, done) in zip(records, appends, strict=True):
             done(rec)
 
