@@ -18,6 +18,10 @@ runs) with the retail computed traits and `--segments` live segments
 3. **restart**: close (a final checkpoint) and open again: time to ready, and after a
    crash (no final checkpoint), with the tail replayed.
 
+The segments' history before their definition (issue 10) is not reconstructed during
+the run unless `--reconstruct`: the load is all late history, which would re-run it
+every 30 s on another thread.
+
 Prints one JSON object on stdout; progress on stderr. Another process on the machine
 skews the figures: `other_cores` says how much.
 """
@@ -93,8 +97,12 @@ def _pcts(xs: list[float]) -> dict[str, float]:
     }
 
 
-async def _open(directory: Path, cache: int, segments: int) -> WorkspacePipeline:
+async def _open(directory: Path, cache: int, reconstruct: bool) -> WorkspacePipeline:
     pipe = WorkspacePipeline("bench", directory, WorkspaceConfig(), flush_interval=0.5, person_cache=cache)
+    if not reconstruct:
+        # The load is all "late history" for the segments defined first, which the
+        # reports reconstruct in the background (issue 10): a cost of its own, kept apart.
+        pipe.histories.check = lambda: None  # type: ignore[method-assign]
     await pipe.open(NOW, background=True)
     return pipe
 
@@ -104,7 +112,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     proc = psutil.Process()
     out: dict[str, Any] = {"source": source_info(), "config": {k: v for k, v in vars(args).items() if k != "dir"}}
     try:
-        pipe = await _open(directory, args.cache, args.segments)
+        pipe = await _open(directory, args.cache, args.reconstruct)
         for name, rule in make_segments(args.segments, computed=True):
             await pipe.define("segment", name, {"rule": rule}, NOW)
         while pipe.engine.live.backfills:
@@ -200,7 +208,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await pipe.close()
         close_s = time.perf_counter() - t
         t = time.perf_counter()
-        pipe = await _open(directory, args.cache, args.segments)
+        pipe = await _open(directory, args.cache, args.reconstruct)
         out["restart"] = {"close_s": round(close_s, 2), "open_s": round(time.perf_counter() - t, 2)}
         for k in range(args.tail):  # a tail that only the log holds, then a crash
             uid = f"M{rng.randrange(0, args.people):08d}"
@@ -209,7 +217,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for task in pipe._tasks:
             task.cancel()
         t = time.perf_counter()
-        pipe = await _open(directory, args.cache, args.segments)
+        pipe = await _open(directory, args.cache, args.reconstruct)
         out["restart"] |= {"after_crash_open_s": round(time.perf_counter() - t, 2), "replayed": pipe.stats["replayed"]}
         say(f"restart: {json.dumps(out['restart'])}")
         await pipe.close()
@@ -229,6 +237,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=500, help="events a submitted batch")
     p.add_argument("--single", type=int, default=2000, help="single events per hot/cold phase")
     p.add_argument("--tail", type=int, default=1000, help="events in the log only before the crash")
+    p.add_argument("--reconstruct", action="store_true", help="let the segments' history be reconstructed meanwhile")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dir", type=Path, help="where the workspace is made (default: $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep the workspace directory")

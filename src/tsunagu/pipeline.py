@@ -886,7 +886,7 @@ class WorkspacePipeline:
                     index.committed(keys)
                 if isinstance(aliases, KeyMap):
                     aliases.committed(merged)
-                engine.settle()
+                engine.settle(trim=True)
             await asyncio.to_thread(self.deduper.checkpoint)
 
     def _storable(self, person: Person, error: BaseException) -> bytes:

@@ -92,8 +92,9 @@ class Engine:
             persons.pinned = lambda pid: pid in dirty or pid in dirty_state
             persons.on_load = self.live.adopt
 
-    def settle(self) -> None:
-        """After an operation: pin what it changed, and keep memory within the cache."""
+    def settle(self, trim: bool = False) -> None:
+        """After an operation: pin what it changed; with `trim` (after a checkpoint, when
+        persons stopped being pinned) evict down to the cache's size."""
         persons = self.persons
         live = self.live
         if live.touched:
@@ -103,7 +104,7 @@ class Engine:
             if persons.changed:
                 self.dirty.update(persons.changed)
                 persons.changed.clear()
-            if persons.limit and persons.in_memory() > persons.limit:
+            if trim and persons.limit and persons.in_memory() > persons.limit:
                 persons.trim()
                 self.index.trim()  # type: ignore[attr-defined]
                 self.aliases.trim()  # type: ignore[attr-defined]
