@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,11 @@ import sqlglot
 from tsunagu.core.segments import parse_rule
 from tsunagu.history import DDL as HISTORY_DDL
 from tsunagu.sql.reports import (
+    arrived_before_query,
     entered_at_query,
+    first_event_day_query,
     history_days_query,
+    last_seq_query,
     members_at_query,
     preview_query,
     segment_days_query,
@@ -92,6 +95,9 @@ def _every_query() -> list[tuple[str, list[Any]]]:
         history_days_query("s", 1, date(2026, 1, 1), date(2026, 1, 2)),
         store_names_query(),
         preview_query(members, 5),
+        last_seq_query(),
+        arrived_before_query(0, datetime(2026, 1, 1, tzinfo=UTC)),
+        first_event_day_query("Asia/Tokyo"),
     ]
 
 
@@ -223,3 +229,19 @@ def test_a_preview_counts_the_members_and_lists_a_sample_in_order(con: duckdb.Du
     members = segment_query(parse_rule({"did": "buy"}), today=T0 // 86_400_000, timezone="UTC")
     ((count, sample),) = _run(con, preview_query(members, 2))
     assert count == 3 and len(sample) == 2 and sample == sorted(sample) and set(sample) <= {"a", "b", "c"}
+
+
+def test_history_bookkeeping_reads_skip_segment_markers(con: duckdb.DuckDBPyConnection) -> None:
+    jst_midnight = int(datetime(2026, 9, 22, 15, 0, tzinfo=UTC).timestamp() * 1000)  # 2026-09-23 in Tokyo
+    _load(con, [
+        _event(1, "a", "segment_enter", None, ts=jst_midnight - 1, props={"segment": "s"}),
+        _event(2, "a", ts=jst_midnight),
+        _event(3, "a", ts=jst_midnight - 5),
+    ])  # fmt: skip
+    assert _run(con, last_seq_query()) == [(3,)]
+    assert _run(con, first_event_day_query("Asia/Tokyo")) == [(date(2026, 9, 22),)]
+    assert _run(con, first_event_day_query("UTC")) == [(date(2026, 9, 22),)]
+    start = datetime.fromtimestamp(jst_midnight / 1000, UTC)
+    assert _run(con, arrived_before_query(0, start)) == [(1,)]
+    assert _run(con, arrived_before_query(2, start)) == [(1,)]
+    assert _run(con, arrived_before_query(3, start)) == [(0,)]

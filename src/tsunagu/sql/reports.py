@@ -11,7 +11,7 @@ days, the person ids and the limits are bound parameters (`?`), never text in th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 import sqlglot
@@ -21,8 +21,11 @@ from ._rows import col
 from .timeline import param, render
 
 __all__ = [
+    "arrived_before_query",
     "entered_at_query",
+    "first_event_day_query",
     "history_days_query",
+    "last_seq_query",
     "members_at_query",
     "preview_query",
     "segment_days_query",
@@ -76,6 +79,14 @@ _HISTORY_DAYS = _template("""
     WHERE segment = ? AND version = ? AND day BETWEEN ? AND ?
 """)
 
+# what the timeline holds besides what people did
+_SYSTEM = "type NOT IN ('segment_enter', 'segment_exit', 'merge', 'identity_conflict')"
+_LAST_SEQ = _template("SELECT max(seq) FROM events")
+_ARRIVED_BEFORE = _template(
+    f"SELECT count(*) FROM events WHERE seq > ? AND timestamp < CAST(? AS TIMESTAMPTZ) AND {_SYSTEM}"
+)
+_FIRST_EVENT_DAY = _template(f"SELECT CAST(min(timestamp) AT TIME ZONE ? AS DATE) FROM events WHERE {_SYSTEM}")
+
 _STORE_NAMES = _template("""
     SELECT store_id, arg_max(json_extract_string(properties, '$.store_name'), timestamp)
     FROM events WHERE store_id IS NOT NULL AND json_extract_string(properties, '$.store_name') IS NOT NULL
@@ -104,6 +115,22 @@ def entered_at_query(segment: str, person_ids: Sequence[str]) -> tuple[str, list
 def history_days_query(segment: str, version: int, first: date, last: date) -> tuple[str, list[Any]]:
     """(day, size, entries, exits) reconstructed for a segment version, `first` to `last`."""
     return _HISTORY_DAYS, [segment, version, first, last]
+
+
+def last_seq_query() -> tuple[str, list[Any]]:
+    """The last log record the analytics store holds an event of."""
+    return _LAST_SEQ, []
+
+
+def arrived_before_query(after_seq: int, start: datetime) -> tuple[str, list[Any]]:
+    """How many events of what people did, dated before `start`, arrived after log record
+    `after_seq` (events are stored in log order: DuckDB prunes by `seq`)."""
+    return _ARRIVED_BEFORE, [after_seq, start.isoformat(sep=" ")]
+
+
+def first_event_day_query(timezone: str) -> tuple[str, list[Any]]:
+    """The local day (in `timezone`) of the first event of what people did."""
+    return _FIRST_EVENT_DAY, [timezone]
 
 
 def store_names_query() -> tuple[str, list[Any]]:
