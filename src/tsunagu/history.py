@@ -36,6 +36,7 @@ import duckdb
 from .core.computed import ComputedTrait
 from .core.segments import Rule
 from .sql._rows import day_start
+from .sql.reports import arrived_before_query, first_event_day_query, last_seq_query
 from .sql.segments import segment_query, to_sql
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ CREATE TABLE IF NOT EXISTS segment_history_runs (
 );
 """
 log = logging.getLogger("tsunagu.history")
-# what the timeline holds besides what people did
-_SYSTEM = "type NOT IN ('segment_enter', 'segment_exit', 'merge', 'identity_conflict')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ def _number(d: date) -> int:
 
 
 def last_seq(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT max(seq) FROM events").fetchone()
+    row = con.execute(*last_seq_query()).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -111,17 +110,12 @@ def arrived_before(con: duckdb.DuckDBPyConnection, day: int, after_seq: int, tim
     """Did an event dated before local day `day` arrive after log record `after_seq`? Reads
     only the rows after it (events are stored in log order: DuckDB prunes by `seq`)."""
     start, _ = day_start(day, timezone)
-    row = con.execute(
-        f"SELECT count(*) FROM events WHERE seq > ? AND timestamp < ?::TIMESTAMPTZ AND {_SYSTEM}",
-        [after_seq, start.isoformat(sep=" ")],
-    ).fetchone()
+    row = con.execute(*arrived_before_query(after_seq, start)).fetchone()
     return bool(row and row[0])
 
 
 def first_event_day(con: duckdb.DuckDBPyConnection, timezone: str) -> int | None:
-    row = con.execute(
-        f"SELECT CAST(min(timestamp) AT TIME ZONE ? AS DATE) FROM events WHERE {_SYSTEM}", [timezone]
-    ).fetchone()
+    row = con.execute(*first_event_day_query(timezone)).fetchone()
     return _number(row[0]) if row and row[0] is not None else None
 
 

@@ -928,24 +928,11 @@ class WorkspacePipeline:
         types: Iterable[str] = (),
     ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
         await self.flush()
-        where = ["list_contains(?, person_id)"]
-        params: list[Any] = [person.all_ids()]
-        for column, values in (("event", events), ("channel", channels), ("type", types)):
-            values = list(values)
-            if values:
-                where.append(f"list_contains(?, {column})")
-                params.append(values)
-        if cursor is not None:
-            where.append("(epoch_ms(timestamp) < ? OR (epoch_ms(timestamp) = ? AND message_id < ?))")
-            params += [cursor[0], cursor[0], cursor[1]]
-        sql = (
-            "SELECT message_id, type, event, channel, store_id, epoch_ms(timestamp) AS timestamp,"
-            " epoch_ms(received_at) AS received_at, person_id, user_id, anonymous_id,"
-            " properties, context, traits FROM events WHERE "
-            + " AND ".join(where)
-            + " ORDER BY timestamp DESC, message_id DESC LIMIT ?"
+        from .sql.timeline import timeline_query
+
+        sql, params = timeline_query(
+            person.all_ids(), limit=limit, cursor=cursor, events=events, channels=channels, types=types
         )
-        params.append(limit + 1)
         rows = await asyncio.to_thread(self.analytics.query_dicts, sql, params)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -959,11 +946,10 @@ class WorkspacePipeline:
         """Every user data field of a person, folded from their events in the analytics
         store (the engine keeps live only the fields definitions read)."""
         await self.flush()
-        sql = (
-            "SELECT type, event, epoch_ms(timestamp), message_id, properties FROM events"
-            " WHERE list_contains(?, person_id) AND type IN ('track', 'page', 'screen') ORDER BY seq, rowid"
-        )
-        rows = await asyncio.to_thread(self.analytics.query, sql, [person.all_ids()])
+        from .sql.timeline import user_data_query
+
+        sql, params = user_data_query(person.all_ids())
+        rows = await asyncio.to_thread(self.analytics.query, sql, params)
         day_of = DayCache(ZoneInfo(self.config.timezone))  # its own: the engine's is the loop's
         decode = msgspec.json.decode
         return await asyncio.to_thread(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import userdata
 from ..core.people import Person
+from ..sql.reports import store_names_query
 
 if TYPE_CHECKING:
     from ..pipeline import WorkspacePipeline
@@ -27,11 +28,6 @@ __all__ = ["CHANNEL_MIX", "Labels", "Shopping", "event_text", "match_reason", "s
 
 _STORE_NAMES_TTL = 300.0  # seconds: stores are renamed rarely; a new one shows within minutes
 _store_cache: dict[int, tuple[float, dict[str, str]]] = {}
-_STORE_NAMES_SQL = (
-    "SELECT store_id, arg_max(json_extract_string(properties, '$.store_name'), timestamp)"
-    " FROM events WHERE store_id IS NOT NULL AND json_extract_string(properties, '$.store_name') IS NOT NULL"
-    " GROUP BY 1"
-)
 
 
 async def store_names(pipe: WorkspacePipeline) -> dict[str, str]:
@@ -46,7 +42,7 @@ async def store_names(pipe: WorkspacePipeline) -> dict[str, str]:
     now = time.monotonic()
     if hit is not None and now - hit[0] < _STORE_NAMES_TTL:
         return hit[1]
-    rows = await asyncio.to_thread(pipe.analytics.query, _STORE_NAMES_SQL)
+    rows = await asyncio.to_thread(pipe.analytics.query, *store_names_query())
     names = {sid: name for sid, name in rows if name}
     _store_cache[key] = (now, names)
     return names

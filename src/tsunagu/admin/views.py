@@ -32,6 +32,8 @@ from ..api.errors import LimitBody
 from ..api.overview import workspace_overview
 from ..core.errors import TsunaguError
 from ..sql.overview import CHANNELS
+from ..sql.search import people_totals_query
+from ..sql.timeline import live_feed_query
 from .account import account_routes
 from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
@@ -161,9 +163,7 @@ def build_ui(platform: Platform) -> ASGIApp:
         now = platform.clock()
         report = await workspace_overview(pipe, days, now)  # flushes first
         q = pipe.analytics.query
-        ((people, identified),) = await asyncio.to_thread(
-            q, "SELECT count(*), count(*) FILTER (WHERE json_extract(identifiers, '$.user_id') IS NOT NULL) FROM people"
-        )
+        ((people, identified),) = await asyncio.to_thread(q, *people_totals_query())
         set_aside = sum((await asyncio.to_thread(pipe.quarantine.counts)).values())
         lang = language(request)
         return render(
@@ -225,12 +225,7 @@ def build_ui(platform: Platform) -> ASGIApp:
     async def live(request: Request) -> Response:
         s, pipe = await pipeline_for(request)
         await pipe.flush()
-        rows = await asyncio.to_thread(
-            pipe.analytics.query_dicts,
-            "SELECT epoch_ms(received_at) received_at, epoch_ms(timestamp) ts, type, event, channel, store_id,"
-            " person_id, user_id, anonymous_id, properties, traits FROM events"
-            " WHERE type NOT IN ('merge', 'identity_conflict') ORDER BY received_at DESC, seq DESC LIMIT 50",
-        )
+        rows = await asyncio.to_thread(pipe.analytics.query_dicts, *live_feed_query(50))
         labels = await labels_for(request, pipe)
         for r in rows:
             for k in ("properties", "traits"):

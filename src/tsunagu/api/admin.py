@@ -26,6 +26,7 @@ from ..core.identity import normalize_value
 from ..core.people import Person
 from ..core.userdata import Folded, describe
 from ..pipeline import WorkspacePipeline
+from ..sql.search import PeopleFilter, people_count_query, people_search_query
 from .errors import document_errors, error_responses, install_error_handlers
 from .preview import preview_rule
 from .vocabulary import WARNINGS_DOC, RuleWarningOut, rule_check, warnings_of
@@ -183,39 +184,17 @@ async def workspace_pipeline(request: Request, _: Annotated[Any, Security(_BEARE
 Pipe = Annotated[WorkspacePipeline, Depends(workspace_pipeline)]
 
 
-def _people_filter(
-    pipe: WorkspacePipeline, q: str | None, trait: str | None, value: str | None
-) -> tuple[list[str], list[str], list[Any]]:
-    """(exact identifier matches, SQL conditions for the rest, their parameters)."""
+def _people_filter(pipe: WorkspacePipeline, q: str | None, trait: str | None, value: str | None) -> PeopleFilter:
+    """The search: exact identifier matches (listed first, left out of the SQL) and the rest."""
     exact: list[str] = []
-    where: list[str] = []
-    params: list[Any] = []
     if q:
         for typ in IDENTIFIER_TYPES:
             norm = normalize_value(typ, q)
             if norm and (p := pipe.engine.lookup(typ, norm)) and p.person_id not in exact:
                 exact.append(p.person_id)
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(
-            "(CAST(traits AS VARCHAR) ILIKE ? ESCAPE '\\' OR CAST(identifiers AS VARCHAR) ILIKE ? ESCAPE '\\')"
-        )
-        params += [like, like]
-    if trait is not None:
-        if not trait:
-            raise InvalidInput.for_field("trait", "must be a trait name")
-        # A JSON Pointer (RFC 6901) names any key exactly, with two escapes (~0, ~1); a
-        # `$."..."` path breaks on a backslash or a quote in the name.
-        pointer = "/" + trait.replace("~", "~0").replace("/", "~1")
-        if value is None:
-            where.append("json_extract(traits, ?) IS NOT NULL")
-            params.append(pointer)
-        else:
-            where.append("json_extract_string(traits, ?) = ?")
-            params += [pointer, value]
-    if exact:
-        where.append("NOT list_contains(?, person_id)")
-        params.append(exact)
-    return exact, where, params
+    if trait is not None and not trait:
+        raise InvalidInput.for_field("trait", "must be a trait name")
+    return PeopleFilter(text=q or None, trait=trait, value=value, exclude=exact)
 
 
 async def search_people(
@@ -226,26 +205,23 @@ async def search_people(
     `q` matches any identifier exactly (those come first) or any text in traits and
     identifiers; `trait`/`value` match one trait.
     """
-    exact, where, params = _people_filter(pipe, q, trait, value)
+    search = _people_filter(pipe, q, trait, value)
+    exact = list(search.exclude)
     await pipe.flush()
-    sql = (
-        "SELECT person_id FROM people"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY last_seen DESC, person_id LIMIT ? OFFSET ?"
-    )
     skip = max(0, offset - len(exact))
-    rows = await asyncio.to_thread(pipe.analytics.query, sql, [*params, limit + 1, skip])
+    sql, params = people_search_query(search, limit=limit + 1, offset=skip)
+    rows = await asyncio.to_thread(pipe.analytics.query, sql, params)
     ids = (exact[offset:] if offset < len(exact) else []) + [r[0] for r in rows]
     return ids[:limit], len(ids) > limit
 
 
 async def count_people(pipe: WorkspacePipeline, *, q: str | None, trait: str | None, value: str | None) -> int:
     """How many people `search_people` finds in all (its pages together)."""
-    exact, where, params = _people_filter(pipe, q, trait, value)
+    search = _people_filter(pipe, q, trait, value)
     await pipe.flush()
-    sql = "SELECT count(*) FROM people" + (" WHERE " + " AND ".join(where) if where else "")
+    sql, params = people_count_query(search)
     ((n,),) = await asyncio.to_thread(pipe.analytics.query, sql, params)
-    return len(exact) + int(n)
+    return len(search.exclude) + int(n)
 
 
 def build_admin_app(platform: Platform) -> FastAPI:

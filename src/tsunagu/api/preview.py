@@ -13,7 +13,8 @@ from ..core.rulecheck import check_rule
 from ..core.segments import Rule, day_of, parse_rule
 from ..core.vocabulary import Vocabulary
 from ..pipeline import WorkspacePipeline
-from ..sql.segments import DIALECTS, compile_segment
+from ..sql.reports import preview_query
+from ..sql.segments import DIALECTS, compile_segment, segment_query
 
 __all__ = ["preview_rule"]
 
@@ -51,16 +52,11 @@ async def preview_rule(
     today = day_of(now, ZoneInfo(tz))
     known = _definitions(pipe)
     try:
-        members_sql = compile_segment(rule, today=today, timezone=tz, **known)
+        members = segment_query(rule, today=today, timezone=tz, **known)
     except ValueError as exc:  # a computed trait or segment the workspace does not define
         raise InvalidInput.for_field("rule", str(exc)) from None
     await pipe.flush()
-    rows = await asyncio.to_thread(
-        pipe.analytics.query,
-        f"WITH members AS ({members_sql}) SELECT (SELECT count(*) FROM members),"
-        " (SELECT list(person_id ORDER BY person_id) FROM (SELECT person_id FROM members LIMIT ?))",
-        [sample],
-    )
+    rows = await asyncio.to_thread(pipe.analytics.query, *preview_query(members, sample))
     count, ids = rows[0]
     sql = compile_segment(rule, today=today, timezone=tz, dialect=dialect, pretty=True, **known)
     return count, list(ids or []), sql, (date(1970, 1, 1) + timedelta(days=today)).isoformat()

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from ..core.errors import InvalidInput, NotFound
 from ..core.people import Person
 from ..core.segments import day_of
+from ..sql.reports import entered_at_query, history_days_query, members_at_query, segment_days_query
 from .admin import Pipe, _decode_cursor, _encode_cursor, iso
 from .errors import error_responses
 
@@ -52,7 +53,6 @@ CSV_TIME_COLUMNS = frozenset({"first_seen", "last_seen", "entered_at"})
 # Rows per chunk of a CSV download: one entered_at query and one write to the socket each,
 # so a segment of a million people streams in bounded memory.
 CSV_CHUNK = 2000
-_MARKERS = "type IN ('segment_enter', 'segment_exit') AND json_extract_string(properties, '$.segment') = ?"
 
 
 def require_segment(pipe: WorkspacePipeline, name: str, field: str = "name") -> None:
@@ -95,22 +95,8 @@ async def segment_report(pipe: WorkspacePipeline, name: str, days: int, now: int
     pipe.histories.check()  # history that arrived since the last look is reconstructed again
     history = pipe.histories.status(name)
     defined = date.fromisoformat(history["defined"]) if "defined" in history else dates[0]
-    sql = f"""
-        WITH m AS (
-            SELECT canonical_person_id AS pid, type, epoch_ms(timestamp) AS ts, seq
-            FROM person_events WHERE {_MARKERS}
-        ),
-        spans AS (  -- each marker holds until the person's next one
-            SELECT type, ts, coalesce(lead(ts) OVER (PARTITION BY pid ORDER BY ts, seq), 9e18) AS until FROM m
-        ),
-        b AS (SELECT unnest(?) AS i, unnest(?) AS start_ms, unnest(?) AS end_ms)
-        SELECT b.i,
-            (SELECT count(*) FROM m WHERE m.type = 'segment_enter' AND m.ts >= b.start_ms AND m.ts < b.end_ms),
-            (SELECT count(*) FROM m WHERE m.type = 'segment_exit' AND m.ts >= b.start_ms AND m.ts < b.end_ms),
-            (SELECT count(*) FROM spans s WHERE s.type = 'segment_enter' AND s.ts < b.end_ms AND s.until >= b.end_ms)
-        FROM b ORDER BY b.i
-    """
-    rows = await asyncio.to_thread(pipe.analytics.query, sql, [name, list(range(days)), starts, ends])
+    sql, params = segment_days_query(name, starts, ends)
+    rows = await asyncio.to_thread(pipe.analytics.query, sql, params)
     out = [
         {"day": dates[i].isoformat(), "source": "live", "entries": entries, "exits": exits, "size": size}
         for i, entries, exits, size in rows
@@ -135,24 +121,12 @@ def _with_history(
         stored: dict[date, tuple[int, int, int]] = {}
         if base is not None:
             version = pipe.engine.live.definitions[("segment", name)].version
-            rows = con.execute(
-                "SELECT day, size, entries, exits FROM segment_history WHERE segment = ? AND version = ?"
-                " AND day BETWEEN ? AND ?",
-                [name, version, dates[0], min(dates[-1], defined)],
-            ).fetchall()
+            rows = con.execute(*history_days_query(name, version, dates[0], min(dates[-1], defined))).fetchall()
             stored = {d: (size, entries, exits) for d, size, entries, exits in rows}
         live_in: set[str] | None = None
         if base is not None and defined in dates:  # who was in at the end of the definition day
             end = ends[dates.index(defined)]
-            members = con.execute(
-                f"""WITH m AS (
-                        SELECT canonical_person_id AS pid, type, epoch_ms(timestamp) AS ts, seq
-                        FROM person_events WHERE {_MARKERS} AND epoch_ms(timestamp) < ?
-                    )
-                    SELECT pid FROM m QUALIFY row_number() OVER (PARTITION BY pid ORDER BY ts DESC, seq DESC) = 1
-                        AND type = 'segment_enter'""",
-                [name, end],
-            ).fetchall()
+            members = con.execute(*members_at_query(name, end)).fetchall()
             live_in = {r[0] for r in members}
     for i, d in enumerate(dates):
         day = out[i]
@@ -200,14 +174,7 @@ async def _entered_at(pipe: WorkspacePipeline, name: str, person_ids: list[str])
     """When each of these people last entered the segment (their current stay)."""
     if not person_ids:
         return {}
-    rows = await asyncio.to_thread(
-        pipe.analytics.query,
-        "WITH ids AS (SELECT unnest(?) AS pid)"
-        " SELECT e.canonical_person_id, max(epoch_ms(e.timestamp)) FROM person_events e"
-        " JOIN ids ON ids.pid = e.canonical_person_id"
-        " WHERE e.type = 'segment_enter' AND json_extract_string(e.properties, '$.segment') = ? GROUP BY 1",
-        [person_ids, name],
-    )
+    rows = await asyncio.to_thread(pipe.analytics.query, *entered_at_query(name, person_ids))
     return dict(rows)  # type: ignore[arg-type]
 
 

@@ -55,16 +55,17 @@ def _duckdb_path_key(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def to_sql(query: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+def to_sql(query: exp.Expression, dialect: str = "duckdb", *, pretty: bool = False, identify: bool = False) -> str:
     r"""The query's text in `dialect`: the one way the compilers print SQL.
 
     DuckDB reads `\\` and `\"` in a quoted path key as escapes, and sqlglot escapes only the
     quote: a key ending in a backslash (`$."\"`) broke the query, and a key holding `\\`
-    named another key. So a key's backslashes are doubled for DuckDB first.
+    named another key. So a key's backslashes are doubled for DuckDB first. `identify`
+    quotes every identifier (the timeline, search and report queries do).
     """
     if dialect == "duckdb" and any("\\" in k.name for k in query.find_all(exp.JSONPathKey)):
         query = query.transform(_duckdb_path_key)
-    return query.sql(dialect=dialect, pretty=pretty)
+    return query.sql(dialect=dialect, pretty=pretty, identify=identify)
 
 
 def json_value(column: exp.Expression, parts: Sequence[str]) -> exp.Expression:
