@@ -60,9 +60,12 @@ async def _state(pipe: WorkspacePipeline) -> dict[str, Any]:
             "data": p.data,
             "timeline": [(r["message_id"], r["type"]) for r in rows],
         }
+    sizes = {k: n for k, n in pipe.engine.live.sizes.items() if n}
+    assert sizes == pipe.engine.live.count_members(pipe.engine.persons)  # kept, not counted, yet equal
     keys = sorted(pipe.engine.index.items())
     aliases = sorted(pipe.engine.aliases.items())
-    return {"persons": out, "index": keys, "aliases": aliases, "timers": dict(pipe.engine.live.next_check)}
+    timers = dict(pipe.engine.live.next_check)
+    return {"persons": out, "index": keys, "aliases": aliases, "timers": timers, "sizes": sizes}
 
 
 step = st.tuples(

@@ -453,15 +453,11 @@ class WorkspacePipeline:
         return {"id": b.id, "persons_done": done, "persons_total": total, "rows": b.rows}
 
     def segment_size(self, name: str) -> int:
-        return sum(1 for p in self.engine.persons.values() if name in p.segments)
+        return self.engine.live.sizes.get(name, 0)
 
     def segment_sizes(self) -> dict[str, int]:
-        """Members of every segment, in one pass over the persons."""
-        sizes: collections.Counter[str] = collections.Counter()
-        for p in self.engine.persons.values():
-            if p.segments:
-                sizes.update(p.segments)
-        return dict(sizes)
+        """Members of every segment (kept as memberships change, not counted)."""
+        return {name: n for name, n in self.engine.live.sizes.items() if n}
 
     async def define(self, kind: str, name: str, body: dict[str, Any], now: int) -> dict[str, Any]:
         """Create or change a segment or computed trait (idempotent: the same body changes nothing)."""

@@ -99,7 +99,15 @@ def state(engine: Engine) -> dict[str, Any]:
         "persons": {pid: canonical(p) for pid, p in sorted(engine.persons.items())},
         "index": dict(sorted(engine.index.items())),
         "aliases": dict(sorted(engine.aliases.items())),
+        "sizes": _sizes(engine),
     }
+
+
+def _sizes(engine: Engine) -> dict[str, int]:
+    """The sizes kept as memberships change, which must be the members counted."""
+    kept = {k: n for k, n in sorted(engine.live.sizes.items()) if n}
+    assert kept == dict(sorted(engine.live.count_members(engine.persons).items()))
+    return kept
 
 
 def assert_timers_kept(engine: Engine) -> None:

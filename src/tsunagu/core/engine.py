@@ -343,6 +343,7 @@ class Engine:
         out.merged.append((loser.person_id, survivor.person_id))
         self.live.unschedule(loser.person_id)
         if self.segments:
+            self.live.joined(set(survivor.segments) & set(loser.segments), -1)  # one person now
             survivor.segments = sorted(set(survivor.segments) | set(loser.segments))
             self.live.evaluate_person(survivor, self.segments.values(), ev.received_at, ev.message_id, out.markers)
         out.markers.append(
@@ -405,6 +406,7 @@ class Engine:
             self.dirty_state.discard(pid)
             self.removed.add(pid)
         del self.persons[person.person_id]
+        self.live.joined(person.segments, -1)
         # Other people's conflict records name the forgotten person's ids: drop those too.
         gone_ids = set(ids)
         gone_values = {v for t, vs in person.identifiers.items() if t in self._unique for v in vs}
@@ -426,6 +428,7 @@ class Engine:
     def load(self, persons: Iterable[Person]) -> None:
         for p in persons:
             self.persons[p.person_id] = p
+            self.live.joined(p.segments, +1)
             for typ, values in p.identifiers.items():
                 for v in values:
                     self.index[f"{typ}:{v}"] = p.person_id

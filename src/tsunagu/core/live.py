@@ -154,6 +154,8 @@ class Live:
         self._edge_checked: dict[str, int] = {}  # person -> the day their exact edge was last computed
         #: persons a change of definitions altered without a marker (the engine pins them)
         self.touched: set[str] = set()
+        #: segment -> members, kept as memberships change (no pass over every person)
+        self.sizes: dict[str, int] = {}
         #: persons whose timer changed since the last checkpoint (None: not tracked)
         self.timer_changed: set[str] | None = None
 
@@ -228,6 +230,7 @@ class Live:
         if kind == "segment":
             del self.segments[name]
             self._evaluated.pop(name, None)
+            self.sizes.pop(name, None)
             for p in persons.values():
                 if name in p.segments:  # members leave, on their timelines too
                     p.segments = [s for s in p.segments if s != name]
@@ -562,12 +565,15 @@ class Live:
             now_in = seg.check(facts, today)
             if now_in == inside:
                 continue
+            sizes = self.sizes
             if now_in:
                 facts.segments.add(name)
                 p.segments = [*p.segments, name]
+                sizes[name] = sizes.get(name, 0) + 1
             else:
                 facts.segments.discard(name)
                 p.segments = [s for s in p.segments if s != name]
+                sizes[name] = sizes.get(name, 0) - 1
             for dep in self._dependents.get(name, ()):  # segments that read this one, re-checked after it
                 if dep not in queued:
                     queued.add(dep)
@@ -773,6 +779,7 @@ class Live:
                 for b in self.backfills.values()
             ],
             "evaluated": self._evaluated,
+            "sizes": self.sizes,
         }
 
     def load_state(
@@ -804,6 +811,10 @@ class Live:
             for b in state.get("backfills", ())
         }
         self._evaluated = dict(state.get("evaluated", {}))
+        if "sizes" in state:
+            self.sizes = {k: v for k, v in state["sizes"].items() if k in self.segments}
+        else:  # a checkpoint from before sizes were kept: count once
+            self.sizes = self.count_members(persons)
         self._reindex(persons, 0, now)  # seq 0: nothing new to back-fill
         if timers is None:
             self.reschedule_all(persons, now)
@@ -813,6 +824,21 @@ class Live:
         for pid, day in timers:
             self.next_check[pid] = day
             self.due.setdefault(day, set()).add(pid)
+
+    def count_members(self, persons: dict[str, Person]) -> dict[str, int]:
+        """Members of every segment, by a pass over every person (what `sizes` keeps)."""
+        sizes: dict[str, int] = {}
+        for p in persons.values():
+            for name in p.segments:
+                sizes[name] = sizes.get(name, 0) + 1
+        return sizes
+
+    def joined(self, segments: Iterable[str], sign: int) -> None:
+        """Persons holding `segments` came (+1: loaded, rebuilt) or went (-1: merged
+        away, forgotten, replaced)."""
+        sizes = self.sizes
+        for name in segments:
+            sizes[name] = sizes.get(name, 0) + sign
 
     def reschedule_all(self, persons: dict[str, Person], now: int) -> None:
         """Rebuild the timer from the persons (after loading a checkpoint)."""

@@ -230,7 +230,9 @@ def repair(
 def _copy_back(engine: Engine, scratch: Engine, suspects: set[str]) -> None:
     rebuilt: dict[str, Person] = dict(dict.items(scratch.persons))
     for pid in suspects:
-        engine.persons.pop(pid, None)
+        gone = engine.persons.pop(pid, None)
+        if gone is not None:
+            engine.live.joined(gone.segments, -1)
         engine.aliases.pop(pid, None)
         engine.live.unschedule(pid)
     # Keys can point at a person without being among its identifiers (a merge past the
@@ -245,6 +247,7 @@ def _copy_back(engine: Engine, scratch: Engine, suspects: set[str]) -> None:
             engine.index[key] = pid
     for pid, p in rebuilt.items():
         engine.persons[pid] = p
+        engine.live.joined(p.segments, +1)
         for old in p.merged_ids:
             engine.aliases[old] = pid
         engine.dirty.add(pid)
