@@ -110,6 +110,9 @@ def test_build_count_save_and_see_it_listed_and_on_the_karte(browser, server: Se
     assert "店舗で買ったゴールド会員" in segments.inner_text()  # its description, in the UI's words
     assert segments.locator('a[href="/ui/segments/gold_store_buyers/report"]').count() == 1
     assert page.locator("[data-test=karte-computed] [data-name=ltv]").count() == 1
+    # a long trait name wraps; its value keeps room for a yen amount on one line
+    widths = page.locator("[data-test=karte-computed] dd").evaluate_all("els => els.map(e => e.clientWidth)")
+    assert widths and min(widths) >= 100, widths
     data = page.locator("[data-test=karte-data]")
     data.locator("summary").click()  # every field, folded under what a seller asks first
     assert data.locator("tr[data-field='buy.revenue']").count() == 1
