@@ -152,6 +152,7 @@ class Live:
         self.due: dict[int, set[str]] = {}  # day -> persons to re-check that day
         self.next_check: dict[str, int] = {}
         self._edge_checked: dict[str, int] = {}  # person -> the day their exact edge was last computed
+        self._edge_day = -1  # the day _edge_checked is about
         #: persons a change of definitions altered without a marker (the engine pins them)
         self.touched: set[str] = set()
         #: segment -> members, kept as memberships change (no pass over every person)
@@ -586,6 +587,9 @@ class Live:
         # The exact edge (a scan of the person's buckets) at most once a person a day; a
         # later event that day schedules a re-check tomorrow, which finds the exact one.
         if timed and p.person_id not in self.next_check:
+            if self._edge_day != today:  # only today's entries are ever read: memory stays a day's
+                self._edge_checked.clear()
+                self._edge_day = today
             if self._edge_checked.get(p.person_id) == today:
                 self._schedule(p.person_id, today + 1)
             else:
