@@ -260,11 +260,15 @@ class Live:
         gone = self.data_fields - wanted_data
         for key in gone:
             self.backfills.pop(f"data:{key}", None)
-        if gone:
+        dropped = set(self._counters) - set(wanted)
+        for key in dropped:
+            self.backfills.pop(f"counter:{key}", None)
+        if gone or dropped:  # one pass over every person for both
             for p in persons.values():
-                for key in gone:
-                    if p.data.pop(key, None) is not None:
-                        self.touched.add(p.person_id)
+                for held, keys in ((p.data, gone), (p.counters, dropped)):
+                    for key in keys:
+                        if held.pop(key, None) is not None:
+                            self.touched.add(p.person_id)
         for key in sorted(wanted_data - self.data_fields):
             if seq and persons:  # no persons yet: no history to count
                 self.backfills[f"data:{key}"] = Backfill("data", key, seq, spec={"field": key})
@@ -275,14 +279,6 @@ class Live:
             own, fields = by_name.setdefault(name, (False, set()))
             by_name[name] = (own or not dot, fields | ({key} if dot else set()))
         self._data_by_event = {name: (own, frozenset(fields)) for name, (own, fields) in by_name.items()}
-        dropped = set(self._counters) - set(wanted)
-        for key in dropped:
-            self.backfills.pop(f"counter:{key}", None)
-        if dropped:
-            for p in persons.values():
-                for key in dropped:
-                    if p.counters.pop(key, None) is not None:
-                        self.touched.add(p.person_id)
         for key, cond in wanted.items():
             if key not in self._counters and seq and persons:  # no persons yet: no history to count
                 spec = {"event": cond.event, "channel": cond.channel, "store_id": cond.store_id,

@@ -205,6 +205,22 @@ def event_filter(
     return out
 
 
+def field_filter(event: str, path: str) -> list[exp.Expression]:
+    """The events a user data field (`event.path`) summarises: `$sessions` counts session
+    starts (it has no properties), `$page`/`$screen` page and screen views, other `$`
+    names nothing, the rest track events of that name."""
+    if event == "$sessions":
+        out: list[exp.Expression] = [exp.EQ(this=col("sess_start"), expression=num(1))]
+        if path:
+            out.append(exp.false())
+        return out
+    if event in ("$page", "$screen"):
+        return [exp.EQ(this=col("type"), expression=lit(event[1:]))]
+    if event.startswith("$"):
+        return [exp.false()]
+    return event_filter(event)
+
+
 def _ordered(*columns: tuple[str, bool]) -> exp.Order:
     return exp.Order(expressions=[exp.Ordered(this=col(c), desc=d) for c, d in columns])
 

@@ -37,6 +37,7 @@ from ._rows import (
     col,
     day_number,
     event_filter,
+    field_filter,
     in_,
     lit,
     num,
@@ -135,17 +136,7 @@ def data_query(field: str, *, upto_seq: int, timezone: str, after: str = "", lim
     scoped = exp.select(exp.Star()).from_(_TABLE, copy=False).where(exp.and_(*_scope(upto_seq, after, limit)))
     numbered = exp.alias_(sessions(exp.alias_(scoped.subquery(), "upto", table=True), _PERSON).subquery(), "s",
                           table=True)  # fmt: skip
-    conditions: list[exp.Expression]
-    if event == "$sessions":
-        conditions = [exp.EQ(this=col("sess_start"), expression=num(1))]
-        if path:
-            conditions.append(exp.false())
-    elif event in ("$page", "$screen"):
-        conditions = [exp.EQ(this=col("type"), expression=lit(event[1:]))]
-    elif event.startswith("$"):
-        conditions = [exp.false()]
-    else:
-        conditions = event_filter(event)
+    conditions = field_filter(event, path)
     prop = path or None
     days_source: exp.Expression = numbered if event == "$sessions" else exp.alias_(scoped.subquery(), "e", table=True)
     day_rows, ordinals = value_rows(days_source, _PERSON, conditions, timezone, prop=prop, cross_lists=False)

@@ -57,6 +57,7 @@ from ._rows import (
     day_start,
     days_between,
     event_filter,
+    field_filter,
     in_,
     instant,
     json_path,
@@ -264,20 +265,11 @@ class _Compiler:
         session_window = rule.window in _SESSION_WINDOWS
         source = self.cte(self._sessions(), joined=False) if session_window else _EVENTS
         extra = ("sess", "cur") if session_window else ()
-        conditions: list[exp.Expression]
         if event == "$sessions":
             if not session_window:
                 source = self.cte(self._sessions(), joined=False)
-            conditions = [exp.EQ(this=col("sess_start"), expression=num(1))]
-            if path:
-                conditions.append(exp.false())
             extra = ("sess", "cur")
-        elif event in ("$page", "$screen"):
-            conditions = [exp.EQ(this=col("type"), expression=lit(event[1:]))]
-        elif event.startswith("$"):
-            conditions = [exp.false()]
-        else:
-            conditions = event_filter(event)
+        conditions = field_filter(event, path)
         scannable = not session_window and event != "$sessions" and (path or rule.stat == "count")
         if scannable and rule.stat in _SCANNED_STATS:
             return self._scanned_stat(conditions, path, rule.stat, userdata.window_days(rule.window, self.today))
