@@ -883,7 +883,8 @@ class WorkspacePipeline:
                 if isinstance(aliases, KeyMap):
                     aliases.committed(merged)
                 engine.settle(trim=True)
-            await asyncio.to_thread(self.deduper.checkpoint)
+            if self._log is not None:  # not closed meanwhile (a crash of the stores)
+                await asyncio.to_thread(self.deduper.checkpoint)
 
     def _storable(self, person: Person, error: BaseException) -> bytes:
         """A person that msgpack refused, with its out-of-range integers made floats.

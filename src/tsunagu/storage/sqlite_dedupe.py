@@ -144,7 +144,7 @@ class SqliteDeduper:
         for bucket in list(self._order):
             for f in list(bucket.filters):
                 f.sync()
-        tmp = self.directory / (_META + ".tmp")
+        tmp = self.directory / f"{_META}.{os.getpid()}.{id(self):x}.tmp"  # a writer's own: never renamed twice
         with open(tmp, "w") as out:
             json.dump({"seq": seq, "width": self.width, "error_rate": self.error_rate}, out)
             out.flush()
