@@ -30,15 +30,15 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from . import backfill as backfill_jobs
-from .core import userdata
+from .core import kinds, userdata
 from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
 from .core.engine import Applied, Engine, EventFailed
-from .core.errors import InvalidInput, NotFound, Unavailable
+from .core.errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .core.events import Event
 from .core.live import Backfill, DayCache
 from .core.people import Person
-from .core.plan import NAME
+from .core.plan import Change, plan
 from .core.ports import LogRecord
 from .core.repair import TailRecord, repair, suspects_of
 from .core.store import KeyMap, Persons
@@ -190,6 +190,7 @@ class WorkspacePipeline:
         ] = collections.deque()
         self._drain_scheduled = False
         self._checkpoint_lock = asyncio.Lock()
+        self._definitions_lock = asyncio.Lock()
         self._last_checkpoint_seq = 0
         self.stats = {"accepted": 0, "duplicates": 0, "replayed": 0}
         self.tick_interval = tick_interval
@@ -432,7 +433,8 @@ class WorkspacePipeline:
 
     def definition(self, kind: str, name: str) -> dict[str, Any]:
         if (kind, name) not in self.engine.live.definitions:
-            raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
+            label = kinds.KINDS[kind].label if kind in kinds.KINDS else kind
+            raise NotFound.for_field("name", f"no {label} {name!r} in this workspace")
         sizes = {name: self.segment_size(name)} if kind == "segment" else {}
         return self._definition_item(kind, name, sizes)
 
@@ -459,24 +461,58 @@ class WorkspacePipeline:
         """Members of every segment (kept as memberships change, not counted)."""
         return {name: n for name, n in self.engine.live.sizes.items() if n}
 
+    def current_definitions(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(kind, name) -> body of every definition the workspace holds."""
+        return {key: d.body for key, d in self.engine.live.definitions.items()}
+
+    async def apply(
+        self, items: list[Any], now: int, *, prune: bool = False, dry_run: bool = False
+    ) -> list[Change]:  # fmt: skip
+        """Validate definitions, all of them or none (`core.plan`: the one validation), then
+        apply the changes in order; with `prune`, delete the ones the list does not name.
+        Writes to a workspace's definitions take turns: a plan holds until it is applied."""
+        async with self._definitions_lock:
+            changes = plan(self.current_definitions(), items, prune=prune)
+            if not dry_run:
+                for c in changes:
+                    if c.action in ("create", "update"):
+                        assert c.after is not None
+                        await self._define(c.kind, c.name, c.after, now)
+                    elif c.action == "delete":
+                        await self._undefine(c.kind, c.name, now)
+        return changes
+
     async def define(self, kind: str, name: str, body: dict[str, Any], now: int) -> dict[str, Any]:
-        """Create or change a segment or computed trait (idempotent: the same body changes nothing)."""
-        _check_name(name)
-        self.engine.live.parse(kind, name, body)  # refuse before anything is logged
-        current = self.engine.live.definitions.get((kind, name))
-        if current is not None and current.body == body:
-            return self.definition(kind, name) | {"changed": False}
+        """Create or change one definition (idempotent: the same body changes nothing);
+        refused with paths relative to `body` (`rule.all[0].op`)."""
+        try:
+            changes = await self.apply([{"kind": kind, "name": name, **body}], now)
+        except InvalidInput as exc:
+            errors = [FieldError(e.field.removeprefix("definitions[0]").lstrip(".") or "body", e.reason)
+                      for e in exc.errors]  # fmt: skip
+            raise InvalidInput.for_fields(errors) from None
+        return self.definition(kind, name) | {"changed": changes[0].action != "unchanged"}
+
+    async def _define(self, kind: str, name: str, body: dict[str, Any], now: int) -> None:
         before = dict(self.engine.live.backfills)
         await self._control("define", {"kind": kind, "name": name, "body": body, "now": now}, now)
         await self._drop_abandoned_backfills(before)
         self._start_backfills()
         self.histories.check()  # the history before today of the segments it changes, in the background
-        return self.definition(kind, name) | {"changed": True}
 
     async def undefine(self, kind: str, name: str, now: int) -> None:
-        if (kind, name) not in self.engine.live.definitions:
-            raise NotFound.for_field("name", f"no {kind.replace('_', ' ')} {name!r} in this workspace")
-        self.engine.live.undefine_check(kind, name)
+        """Delete a definition: NotFound if there is none, Conflict while another reads it."""
+        async with self._definitions_lock:
+            if (kind, name) not in self.engine.live.definitions:
+                label = kinds.KINDS[kind].label if kind in kinds.KINDS else kind
+                raise NotFound.for_field("name", f"no {label} {name!r} in this workspace")
+            try:  # another definition reads it: nothing wrong with the request, with the workspace
+                self.engine.live.undefine_check(kind, name)
+            except InvalidInput as exc:
+                raise Conflict(exc.message, exc.errors) from None
+            await self._undefine(kind, name, now)
+
+    async def _undefine(self, kind: str, name: str, now: int) -> None:
         before = dict(self.engine.live.backfills)
         await self._control("undefine", {"kind": kind, "name": name, "now": now}, now)
         await self._drop_abandoned_backfills(before)
@@ -1036,11 +1072,6 @@ def _fit_ints(value: Any) -> Any:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _check_name(name: str) -> None:
-    if not NAME.match(name):
-        raise InvalidInput.for_field("name", "must be 1-64 letters, digits, _ . - (starting with a letter or digit)")
 
 
 def new_id_factory() -> Callable[[], str]:

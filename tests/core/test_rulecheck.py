@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tsunagu.core.rulecheck import KINDS, check_computed, check_definitions, check_rule
+from tsunagu.core.kinds import check_definitions
+from tsunagu.core.rulecheck import KINDS, check_computed, check_rule
 from tsunagu.core.segments import parse_rule
 from tsunagu.core.vocabulary import SAMPLE_PER_EVENT, Vocabulary, fold, nearest, view_name
 

@@ -5,22 +5,19 @@
     POST /api/v1/apply                              many at once, validated all or nothing, with a diff
     GET /api/v1/schema/definitions                  the JSON Schema of definition files
 
-Every write is checked by the same planner `tsunagu apply` uses (`tsunagu.core.plan`), so
-an invalid rule is refused with the exact path whichever way it comes in. Writes to one
-workspace take turns (a lock): an apply is planned against what it will change.
+Every write goes through `WorkspacePipeline.apply`, the planner `tsunagu apply` uses
+(`tsunagu.core.plan`), so an invalid rule is refused with the exact path whichever way it
+comes in. Writes to one workspace take turns: an apply is planned against what it will change.
 """
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.errors import Conflict, FieldError, InvalidInput
-from ..core.plan import ACTIONS, Change, plan
+from ..core.plan import ACTIONS, Change
 from ..core.schema import definitions_schema
 from ..pipeline import WorkspacePipeline
 from .admin import Pipe
@@ -30,15 +27,6 @@ from .vocabulary import WARNINGS_DOC, RuleWarningOut, apply_check, definition_ch
 __all__ = ["put_definition", "router"]
 
 router = APIRouter()
-
-_locks: weakref.WeakKeyDictionary[WorkspacePipeline, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _lock(pipe: WorkspacePipeline) -> asyncio.Lock:
-    lock = _locks.get(pipe)
-    if lock is None:
-        lock = _locks[pipe] = asyncio.Lock()
-    return lock
 
 
 class BackfillOut(BaseModel):
@@ -138,39 +126,17 @@ class ApplyOut(BaseModel):
     )
 
 
-def _current(pipe: WorkspacePipeline) -> dict[tuple[str, str], dict[str, Any]]:
-    return {key: d.body for key, d in pipe.engine.live.definitions.items()}
-
-
-def _check_one(pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, Any]) -> None:
-    """Refuse an invalid definition with paths relative to the request body (`rule.all[0].op`)."""
-    try:
-        plan(_current(pipe), [{"kind": kind, "name": name, **body}])
-    except InvalidInput as exc:
-        errors = [FieldError(e.field.removeprefix("definitions[0]").lstrip(".") or "body", e.reason)
-                  for e in exc.errors]  # fmt: skip
-        raise InvalidInput.for_fields(errors) from None
-
-
 async def put_definition(
     pipe: WorkspacePipeline, kind: str, name: str, body: dict[str, Any], now: int
 ) -> dict[str, Any]:
     """Validate (paths relative to `body`) and define, in turn with other writes to the workspace;
     with the definition's warnings (checked after, not holding the writes up)."""
-    async with _lock(pipe):
-        _check_one(pipe, kind, name, body)
-        out = await pipe.define(kind, name, body, now)
+    out = await pipe.define(kind, name, body, now)
     return out | {"warnings": await warnings_of(pipe, definition_check(kind, body))}
 
 
 async def _delete(pipe: WorkspacePipeline, kind: str, name: str, now: int) -> dict[str, Any]:
-    async with _lock(pipe):
-        if (kind, name) in pipe.engine.live.definitions:
-            try:  # another segment reads it: nothing wrong with the request, with the workspace
-                pipe.engine.live.undefine_check(kind, name)
-            except InvalidInput as exc:
-                raise Conflict(exc.message, exc.errors) from None
-        await pipe.undefine(kind, name, now)
+    await pipe.undefine(kind, name, now)
     return {"deleted": True, "kind": kind, "name": name}
 
 
@@ -261,18 +227,9 @@ async def apply(pipe: Pipe, body: ApplyIn, request: Request) -> dict[str, Any]:
     with its before, after and a leaf-by-leaf diff. Applying the same list twice changes
     nothing the second time.
     """
-    async with _lock(pipe):
-        changes = plan(_current(pipe), body.definitions, prune=body.prune)
-        if not body.dry_run:
-            now = _now(request)
-            for c in changes:
-                if c.action in ("create", "update"):
-                    assert c.after is not None
-                    await pipe.define(c.kind, c.name, c.after, now)
-                elif c.action == "delete":
-                    await pipe.undefine(c.kind, c.name, now)
-        states = {(d["kind"], d["name"]): d for d in pipe.definitions()}
-        out = [_change_out(states, c, applied=not body.dry_run) for c in changes]
+    changes = await pipe.apply(body.definitions, _now(request), prune=body.prune, dry_run=body.dry_run)
+    states = {(d["kind"], d["name"]): d for d in pipe.definitions()}
+    out = [_change_out(states, c, applied=not body.dry_run) for c in changes]
     summary = {action: sum(1 for c in changes if c.action == action) for action in ACTIONS}
     warnings = await warnings_of(pipe, apply_check(body.definitions, [(c.kind, c.name) for c in changes]))
     return {"dry_run": body.dry_run, "changes": out, "summary": summary, "warnings": warnings}

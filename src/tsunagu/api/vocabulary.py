@@ -27,7 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..core.rulecheck import KINDS, RuleWarning, check_computed, check_definitions, check_rule
+from ..core import kinds
+from ..core.rulecheck import KINDS, RuleWarning, check_rule
 from ..core.vocabulary import Vocabulary
 from ..pipeline import WorkspacePipeline
 from ..sql import vocabulary as reads
@@ -151,9 +152,7 @@ def rule_check(rule: Any) -> Callable[[Vocabulary], list[RuleWarning]]:
 
 def definition_check(kind: str, body: dict[str, Any]) -> Callable[[Vocabulary], list[RuleWarning]]:
     """A PUT body's check: paths relative to the body (`rule.all[0].did`, `event`)."""
-    if kind == "segment":
-        return lambda vocab: check_rule(body.get("rule"), vocab)
-    return lambda vocab: check_computed(body, vocab)
+    return lambda vocab: kinds.kind(kind).warnings(body, vocab, "")
 
 
 def apply_check(items: list[Any], defined: Iterable[tuple[str, str]]) -> Callable[[Vocabulary], list[RuleWarning]]:
@@ -163,6 +162,6 @@ def apply_check(items: list[Any], defined: Iterable[tuple[str, str]]) -> Callabl
     def check(vocab: Vocabulary) -> list[RuleWarning]:
         computed = {n for k, n in names if k == "computed_trait"} | vocab.computed
         segments = {n for k, n in names if k == "segment"} | vocab.segments
-        return check_definitions(items, vocab.with_definitions(computed, segments))
+        return kinds.check_definitions(items, vocab.with_definitions(computed, segments))
 
     return check

@@ -33,16 +33,12 @@ async def define_demo_segments(platform: Platform, workspace: str, now: int) -> 
     """Define the demo retailer's segments and traits (examples/retail.yaml) in a workspace."""
     import yaml
 
-    from ..core.plan import flatten_document, plan
+    from ..core.plan import flatten_document
 
     pipe = await platform.pipeline(workspace)
     items, _ = flatten_document(yaml.safe_load(DEMO_DEFINITIONS.read_text(encoding="utf-8")))
-    current = {key: d.body for key, d in pipe.engine.live.definitions.items()}
-    changes = [c for c in plan(current, items) if c.action in ("create", "update")]
-    for change in changes:
-        assert change.after is not None
-        await pipe.define(change.kind, change.name, change.after, now)
-    return len(changes)
+    changes = await pipe.apply(items, now)
+    return sum(1 for c in changes if c.action in ("create", "update"))
 
 
 def ensure_workspace(platform: Platform, name: str) -> Credentials | None:

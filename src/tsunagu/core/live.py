@@ -20,16 +20,17 @@ log rebuilds exactly the same state:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import userdata
-from .computed import Aggregate, Cases, ComputedTrait, aggregate_value, parse_computed, values_at
-from .errors import FieldError, InvalidInput
+from . import kinds, userdata
+from .computed import Aggregate, Cases, ComputedTrait, aggregate_value, values_at
+from .errors import InvalidInput
 from .events import Event
+from .kinds import Need
 from .people import Person
 from .segments import (
     VIEWS,
@@ -41,12 +42,10 @@ from .segments import (
     InSegment,
     Rule,
     Segment,
-    parse_rule,
 )
 
-__all__ = ["KINDS", "DayCache", "Definition", "Live", "Marker"]
+__all__ = ["DayCache", "Definition", "Live", "Marker"]
 
-KINDS = ("segment", "computed_trait")
 _DAY_MS = 86_400_000
 
 
@@ -131,6 +130,11 @@ class Live:
         self.segments: dict[str, Segment] = {}  # in dependency order
         self.computed: dict[str, ComputedTrait] = {}
         self.backfills: dict[str, Backfill] = {}
+        #: the forms of definitions of kinds other than segments and computed traits
+        self.forms: dict[tuple[str, str], Any] = {}
+        #: what some definition needs kept per person (`Need.id` -> need), and who needs what
+        self.needs: dict[str, Need] = {}
+        self._needs_of: dict[tuple[str, str], list[str]] = {}
         self._counters: dict[str, Did] = {}  # live counter key -> condition
         #: the user data fields some definition reads: only those are kept live
         self.data_fields: frozenset[str] = frozenset()
@@ -162,65 +166,53 @@ class Live:
 
     # -- definitions ---------------------------------------------------------------------
 
-    def parse(self, kind: str, name: str, body: Any) -> Segment | ComputedTrait:
-        """Validate a definition against the others (names it reads, cycles)."""
-        if kind not in KINDS:
-            raise InvalidInput.for_field("kind", f"must be one of {', '.join(KINDS)}")
-        if kind == "segment":
-            if not isinstance(body, dict) or "rule" not in body:
-                raise InvalidInput.for_field("rule", "a segment needs a rule")
-            seg = Segment(name, parse_rule(body["rule"]))
-            errors = [FieldError("rule", f"reads computed trait {c!r}, which is not defined")
-                      for c in sorted(seg.computed) if c not in self.computed]  # fmt: skip
-            errors += [FieldError("rule", f"reads segment {s!r}, which is not defined")
-                       for s in sorted(seg.segments) if s not in self.segments and s != name]  # fmt: skip
-            if name in self._reads_closure(seg.segments):
-                errors.append(FieldError("rule", f"segment {name!r} would read itself"))
-            if errors:
-                raise InvalidInput.for_fields(errors)
-            return seg
-        return parse_computed({**body, "name": name} if isinstance(body, dict) else body)
-
-    def _reads_closure(self, names: Iterable[str]) -> set[str]:
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            n = todo.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if n in self.segments:
-                todo.extend(self.segments[n].segments)
-        return seen
+    def parse(self, kind: str, name: str, body: Any) -> Any:
+        """A definition's form, built by its kind (`core.kinds`). Validation against the
+        other definitions is the planner's (`core.plan`), done once before a record is logged."""
+        if not isinstance(body, dict):
+            raise InvalidInput.for_field("body", "must be an object")
+        return kinds.kind(kind).parse(name, body, "")
 
     def define(
         self, kind: str, name: str, body: dict[str, Any], seq: int, persons: dict[str, Person], now: int
     ) -> list[Marker]:
-        parsed = self.parse(kind, name, body)
+        form = self.parse(kind, name, body)
         old = self.definitions.get((kind, name))
         if old is not None and old.body == body:
             return []
         self.definitions[(kind, name)] = Definition(kind, name, body, seq, old.version + 1 if old else 1, now)
-        if kind == "computed_trait":
-            assert not isinstance(parsed, Segment)
-            self.computed[name] = parsed
-            if isinstance(parsed, Aggregate):
-                for p in persons.values():
-                    if p.computed.pop(name, None) is not None:
-                        self.touched.add(p.person_id)
-                self.backfills.pop(f"computed:{name}", None)
-                if persons:  # no persons yet: no history to count
-                    self.backfills[f"computed:{name}"] = Backfill("computed", name, seq, spec=body)
-        else:
-            assert isinstance(parsed, Segment)
-            self.segments[name] = parsed
+        self._install(kind, name, form)
         return self._reindex(persons, seq, now)
 
+    def _install(self, kind: str, name: str, form: Any) -> None:
+        if kind == "segment":
+            self.segments[name] = form
+        elif kind == "computed_trait":
+            self.computed[name] = form
+        else:
+            self.forms[(kind, name)] = form
+
+    def _all_forms(self) -> Iterator[tuple[str, str, Any]]:
+        """Every definition's form: (kind, name, form)."""
+        for name, c in self.computed.items():
+            yield "computed_trait", name, c
+        for name, seg in self.segments.items():
+            yield "segment", name, seg
+        for (kind, name), form in self.forms.items():
+            yield kind, name, form
+
+    def readers(self, kind: str, name: str) -> list[tuple[str, str]]:
+        """The definitions that read (kind, name)."""
+        return [key for key, d in self.definitions.items()
+                if key[0] in kinds.KINDS and any((r.kind, r.name) == (kind, name)
+                                                 for r in kinds.KINDS[key[0]].references(d.body))]  # fmt: skip
+
     def undefine_check(self, kind: str, name: str) -> None:
-        """Refuse to remove what another segment reads."""
-        readers = [s.name for s in self.segments.values() if name in (s.segments if kind == "segment" else s.computed)]
+        """Refuse to remove what another definition reads."""
+        readers = self.readers(kind, name)
         if readers:
-            raise InvalidInput.for_field("name", f"{name!r} is read by segment {readers[0]!r}; change that first")
+            label = kinds.KINDS[readers[0][0]].label
+            raise InvalidInput.for_field("name", f"{name!r} is read by {label} {readers[0][1]!r}; change that first")
 
     def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Marker]:
         if (kind, name) not in self.definitions:
@@ -238,40 +230,43 @@ class Live:
                     markers.append(
                         Marker(p.person_id, "segment_exit", now, f"undefine:{now}", {"segment": name, "removed": True})
                     )
-        else:
+        elif kind == "computed_trait":
             del self.computed[name]
-            self.backfills.pop(f"computed:{name}", None)
-            for p in persons.values():
-                if p.computed.pop(name, None) is not None:
-                    self.touched.add(p.person_id)
-        markers += self._reindex(persons, 0, now)
+        else:
+            self.forms.pop((kind, name), None)
+        markers += self._reindex(persons, 0, now)  # what it alone needed is dropped from every person
         return markers
 
     def _reindex(self, persons: dict[str, Person], seq: int, now: int) -> list[Marker]:
-        """Rebuild the indexes; new counters get a back-fill; ready segments a full pass."""
+        """Rebuild the indexes from what every definition needs (its kind says: `needs`);
+        a new need gets a back-fill, a need no definition has any more is dropped from every
+        person; ready segments get a full pass."""
         ordered = self._order()
         self.segments = {n: self.segments[n] for n in ordered}
-        readers = [*self.segments.values(), *(c.reads() for c in self.computed.values() if isinstance(c, Cases))]
-        wanted: dict[str, Did] = {}
-        for seg in readers:
-            for cond in seg.counters:
-                wanted.setdefault(cond.key, Did(cond.event, cond.channel, cond.store_id, cond.where))
-        wanted_data = frozenset(f for seg in readers for f in seg.data)
-        gone = self.data_fields - wanted_data
-        for key in gone:
-            self.backfills.pop(f"data:{key}", None)
-        dropped = set(self._counters) - set(wanted)
-        for key in dropped:
-            self.backfills.pop(f"counter:{key}", None)
-        if gone or dropped:  # one pass over every person for both
+        needs: dict[str, Need] = {}
+        needs_of: dict[tuple[str, str], list[str]] = {}
+        for kind, name, form in self._all_forms():
+            d = self.definitions.get((kind, name))
+            found = kinds.KINDS[kind].needs(form, d.body if d else {})
+            needs_of[(kind, name)] = [n.id for n in found]
+            for n in found:
+                needs.setdefault(n.id, n)
+        old = self.needs
+        dropped = [n for i, n in old.items() if i not in needs or needs[i].spec != n.spec]
+        for n in dropped:
+            self.backfills.pop(n.id, None)
+        if dropped:  # one pass over every person for all of them
             for p in persons.values():
-                for held, keys in ((p.data, gone), (p.counters, dropped)):
-                    for key in keys:
-                        if held.pop(key, None) is not None:
-                            self.touched.add(p.person_id)
-        for key in sorted(wanted_data - self.data_fields):
-            if seq and persons:  # no persons yet: no history to count
-                self.backfills[f"data:{key}"] = Backfill("data", key, seq, spec={"field": key})
+                for n in dropped:
+                    if _held(p, n.kind).pop(n.key, None) is not None:
+                        self.touched.add(p.person_id)
+        for i, n in needs.items():
+            if (i not in old or old[i].spec != n.spec) and seq and persons:  # no persons yet: no history to count
+                self.backfills[i] = Backfill(n.kind, n.key, seq, spec=dict(n.spec))
+        self.needs = needs
+        self._needs_of = needs_of
+        wanted: dict[str, Did] = {n.key: n.form for n in needs.values() if n.kind == "counter"}
+        wanted_data = frozenset(n.key for n in needs.values() if n.kind == "data")
         self.data_fields = wanted_data
         by_name: dict[str, tuple[bool, set[str]]] = {}
         for key in wanted_data:
@@ -279,11 +274,6 @@ class Live:
             own, fields = by_name.setdefault(name, (False, set()))
             by_name[name] = (own or not dot, fields | ({key} if dot else set()))
         self._data_by_event = {name: (own, frozenset(fields)) for name, (own, fields) in by_name.items()}
-        for key, cond in wanted.items():
-            if key not in self._counters and seq and persons:  # no persons yet: no history to count
-                spec = {"event": cond.event, "channel": cond.channel, "store_id": cond.store_id,
-                        "where": dict(cond.where)}  # fmt: skip
-                self.backfills[f"counter:{key}"] = Backfill("counter", key, seq, spec=spec)
         self._counters = wanted
         # What an event is matched against, precompiled: (counter key, channel, store, where)
         by_event: dict[str, list[tuple[str, str | None, str | None, tuple[tuple[str, Any], ...]]]] = {}
@@ -292,16 +282,17 @@ class Live:
         self._counters_by_event = by_event
         # (trait, channels, store, where, property, days kept); "*" traits join every track
         # event's list (not the views': `$page`, `$screen`)
-        star = [a for a in self.computed.values() if isinstance(a, Aggregate) and a.event == "*"]
+        kept = [n.form for n in needs.values() if n.kind == "computed" and isinstance(n.form, Aggregate)]
+        star = [a for a in kept if a.event == "*"]
         aggs: dict[str, list[tuple[Any, ...]]] = {}
-        for c in self.computed.values():
-            if isinstance(c, Aggregate) and c.event != "*":
+        for c in kept:
+            if c.event != "*":
                 aggs.setdefault(c.event, [])
         for event in [*aggs, "*"]:
             aggs[event] = [
                 (a.name, frozenset(a.channels) or None, a.store_id, a.where, a.prop, a.keep_days, "a:" + a.name)
-                for a in self.computed.values()
-                if isinstance(a, Aggregate) and (a.event == event or (a in star and event not in VIEWS))
+                for a in kept
+                if a.event == event or (a in star and event not in VIEWS)
             ]
         self._aggs_by_event = aggs
         self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
@@ -330,35 +321,29 @@ class Live:
         return d.version if d else 0
 
     def _needs_backfill(self, seg: Segment) -> bool:
-        return bool(self._pending(seg))
+        return bool(self.pending_for("segment", seg.name))
 
     def pending_for(self, kind: str, name: str) -> list[Backfill]:
-        """The back-fills a definition waits for (none: it is ready)."""
-        if kind == "computed_trait":
-            bf = self.backfills.get(f"computed:{name}")
-            return [bf] if bf is not None else []
-        seg = self.segments.get(name)
-        return [] if seg is None else self._pending(seg)
-
-    def _pending(self, seg: Segment) -> list[Backfill]:
+        """The back-fills a definition waits for, its own and those of what it reads (none: ready)."""
         ids: dict[str, None] = {}  # ordered, once each
+        seen: set[tuple[str, str]] = set()
 
-        def walk(s: Segment) -> None:
-            ids.update(dict.fromkeys(f"counter:{c.key}" for c in s.counters))
-            ids.update(dict.fromkeys(f"data:{f}" for f in sorted(s.data)))
-            for name in s.computed:
-                c = self.computed.get(name)
-                if isinstance(c, Aggregate):
-                    ids[f"computed:{name}"] = None
-                elif isinstance(c, Cases):
-                    reads = c.reads()
-                    ids.update(dict.fromkeys(f"counter:{d.key}" for d in reads.counters))
-                    ids.update(dict.fromkeys(f"data:{f}" for f in sorted(reads.data)))
-            for other in s.segments:
-                if other in self.segments:
-                    walk(self.segments[other])
+        def walk(key: tuple[str, str]) -> None:
+            if key in seen:
+                return
+            seen.add(key)
+            ids.update(dict.fromkeys(self._needs_of.get(key, ())))
+            d = self.definitions.get(key)
+            if d is not None and key[0] in kinds.KINDS:
+                for ref in kinds.KINDS[key[0]].references(d.body):
+                    walk((ref.kind, ref.name))
+            elif key[0] == "segment" and key[1] in self.segments:  # set_segments: no definition
+                for other in self.segments[key[1]].segments:
+                    walk(("segment", other))
+                for c in self.segments[key[1]].computed:
+                    walk(("computed_trait", c))
 
-        walk(seg)
+        walk((kind, name))
         return [self.backfills[i] for i in ids if i in self.backfills]
 
     def _reads_cases(self, seg: Segment) -> bool:
@@ -680,7 +665,7 @@ class Live:
             del p.counters[key]
         for key in [k for k in p.data if k not in self.data_fields]:
             del p.data[key]
-        for key in [k for k in p.computed if k not in self.computed]:
+        for key in [k for k in p.computed if f"computed:{k}" not in self.needs]:
             del p.computed[key]
 
     def due_count(self, now: int) -> int:
@@ -794,18 +779,18 @@ class Live:
             )
         # A definition stored under older, looser rules that no longer parses is skipped
         # (and reported in `skipped`), so the workspace opens without it.
-        for kind in ("computed_trait", "segment"):
+        for kind in kinds.KINDS:
             for (k, name), d in list(self.definitions.items()):
                 if k != kind:
                     continue
                 try:
-                    if kind == "computed_trait":
-                        self.computed[name] = parse_computed({**d.body, "name": name})
-                    else:
-                        self.segments[name] = Segment(name, parse_rule(d.body["rule"]))
-                except (InvalidInput, KeyError, TypeError) as exc:
+                    self._install(kind, name, self.parse(kind, name, d.body))
+                except InvalidInput as exc:
                     del self.definitions[(k, name)]
-                    self.skipped.append((kind, name, getattr(exc, "message", None) or repr(exc)))
+                    self.skipped.append((kind, name, exc.message))
+        for k, name in [key for key in self.definitions if key[0] not in kinds.KINDS]:
+            del self.definitions[(k, name)]
+            self.skipped.append((k, name, f"{k!r} is not a kind this version knows"))
         self.backfills = {
             f"{b['kind']}:{b['key']}": Backfill(b["kind"], b["key"], b["upto_seq"], b["cursor"], b["rows"], b["spec"])
             for b in state.get("backfills", ())
@@ -850,3 +835,12 @@ class Live:
         for p in persons.values():
             if (edge := self._next_edge(p, today - 1)) is not None:
                 self._schedule(p.person_id, edge)
+
+
+def _held(p: Person, kind: str) -> dict[str, Any]:
+    """Where a person holds what a need of `kind` keeps."""
+    if kind == "counter":
+        return p.counters
+    if kind == "data":
+        return p.data
+    return p.computed

@@ -2,10 +2,10 @@
 
 `{"did": "page"}` is a valid rule that counts nobody: page views are `$page`, and no
 track event is called `page`. The parser cannot know that; the workspace's vocabulary
-(`tsunagu.core.vocabulary`) does. `check_rule`, `check_computed` and `check_definitions`
-take a valid rule or definition (already parsed: they never raise) and that vocabulary,
-and return one `RuleWarning` per name nothing in the workspace carries, with the exact
-path and the nearest names it has seen:
+(`tsunagu.core.vocabulary`) does. `check_rule` and `check_computed` (through them each
+definition kind's `warnings`, `core.kinds`) take a valid rule or definition (already
+parsed: they never raise) and that vocabulary, and return one `RuleWarning` per name
+nothing in the workspace carries, with the exact path and the nearest names it has seen:
 
     {"path": "rule.all[1].did", "kind": "unknown_event", "name": "page", "event": null,
      "suggestions": ["$page"], "message": "no event 'page' has been seen ...; did you mean '$page' ..."}
@@ -29,7 +29,7 @@ from .computed import COLUMNS
 from .segments import VIEWS
 from .vocabulary import MAX_VALUES, EventSeen, Vocabulary, nearest
 
-__all__ = ["KINDS", "RuleWarning", "check_computed", "check_definitions", "check_rule"]
+__all__ = ["KINDS", "RuleWarning", "check_computed", "check_rule", "indexed"]
 
 KINDS = (
     "unknown_event", "unknown_channel", "unknown_store", "unknown_property", "unknown_value", "unknown_field",
@@ -272,22 +272,5 @@ def check_computed(body: Any, vocab: Vocabulary, prefix: str = "") -> list[RuleW
     return checker.out
 
 
-def check_definitions(items: list[Any], vocab: Vocabulary) -> list[RuleWarning]:
-    """The warnings of an apply's definitions, each with its index (`definitions[2].rule.did`)."""
-    out: list[RuleWarning] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            continue
-        path = f"definitions[{i}]"
-        if item.get("kind") == "segment":
-            found = check_rule(item.get("rule"), vocab, f"{path}.rule")
-        elif item.get("kind") == "computed_trait":
-            found = check_computed(item, vocab, path)
-        else:
-            continue
-        out += [_indexed(w, i) for w in found]
-    return out
-
-
-def _indexed(w: RuleWarning, index: int) -> RuleWarning:
+def indexed(w: RuleWarning, index: int) -> RuleWarning:
     return RuleWarning(w.path, w.kind, w.name, w.message, w.suggestions, w.event, index)

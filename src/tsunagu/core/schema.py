@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from .computed import AGGS, COMPUTED_WINDOWS
-from .plan import NAME
+from .kinds import KINDS, NAME
 from .segments import COMPARISONS, MAX_WINDOW_DAYS
 from .userdata import STATS, WINDOWS
 
-__all__ = ["SCHEMA_ID", "definitions_schema"]
+__all__ = ["DEFINITION_HEAD", "SCHEMA_ID", "aggregate_schema", "cases_schema", "definitions_schema"]
 
 SCHEMA_ID = "https://tsunagu.dev/schemas/definitions.schema.json"
 
@@ -146,65 +146,72 @@ def _rule_defs() -> dict[str, Any]:
     }
 
 
-def _definition_defs() -> dict[str, Any]:
-    head = {"name": _NAME, "description": {"type": "string"}}
+#: the fields every definition has
+DEFINITION_HEAD: dict[str, Any] = {"name": _NAME, "description": {"type": "string"}}
+
+
+def aggregate_schema() -> dict[str, Any]:
     return {
-        "segment_definition": {
-            "type": "object",
-            "description": "a segment: a rule, kept live per person",
-            "properties": {"kind": {"const": "segment"}, **head, "rule": {"$ref": "#/$defs/rule"}},
-            "required": ["name", "rule"],
-            "additionalProperties": False,
+        "type": "object",
+        "description": "a computed trait: an aggregate of the events that match, in a window",
+        "properties": {
+            "kind": {"const": "computed_trait"},
+            **DEFINITION_HEAD,
+            "event": {"type": "string", "minLength": 1, "description": "an event name, or * for any track event"},
+            "agg": {"enum": list(AGGS)},
+            "property": {"type": "string", "description": "the property path: revenue, items.category, $store_id"},
+            "channel": {"type": "string", "description": "a channel, or several separated by commas (web,app)"},
+            "store_id": _FILTERS["store_id"],
+            "where": _FILTERS["where"],
+            "window": {"enum": list(COMPUTED_WINDOWS), "default": "all_time"},
+            "within_days": _DAYS,
         },
-        "aggregate": {
-            "type": "object",
-            "description": "a computed trait: an aggregate of the events that match, in a window",
-            "properties": {
-                "kind": {"const": "computed_trait"},
-                **head,
-                "event": {"type": "string", "minLength": 1, "description": "an event name, or * for any track event"},
-                "agg": {"enum": list(AGGS)},
-                "property": {"type": "string", "description": "the property path: revenue, items.category, $store_id"},
-                "channel": {"type": "string", "description": "a channel, or several separated by commas (web,app)"},
-                "store_id": _FILTERS["store_id"],
-                "where": _FILTERS["where"],
-                "window": {"enum": list(COMPUTED_WINDOWS), "default": "all_time"},
-                "within_days": _DAYS,
-            },
-            "required": ["name", "event", "agg"],
-            "additionalProperties": False,
-            "not": {"required": ["window", "within_days"]},
-        },
-        "cases": {
-            "type": "object",
-            "description": "a computed trait: the value of the first case whose rule holds, else `else`",
-            "properties": {
-                "kind": {"const": "computed_trait"},
-                **head,
-                "cases": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "properties": {"when": {"$ref": "#/$defs/rule"}, "value": _PLAIN_OR_NULL},
-                        "required": ["when", "value"],
-                        "additionalProperties": False,
-                    },
+        "required": ["name", "event", "agg"],
+        "additionalProperties": False,
+        "not": {"required": ["window", "within_days"]},
+    }
+
+
+def cases_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "a computed trait: the value of the first case whose rule holds, else `else`",
+        "properties": {
+            "kind": {"const": "computed_trait"},
+            **DEFINITION_HEAD,
+            "cases": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {"when": {"$ref": "#/$defs/rule"}, "value": _PLAIN_OR_NULL},
+                    "required": ["when", "value"],
+                    "additionalProperties": False,
                 },
-                "else": _PLAIN_OR_NULL,
             },
-            "required": ["name", "cases"],
-            "additionalProperties": False,
+            "else": _PLAIN_OR_NULL,
         },
-        "computed_trait": {"oneOf": [{"$ref": "#/$defs/aggregate"}, {"$ref": "#/$defs/cases"}]},
-        "definition": {
-            "description": "a segment or a computed trait, with its kind",
-            "oneOf": [
-                {"allOf": [{"$ref": "#/$defs/segment_definition"}], "required": ["kind"]},
-                {"allOf": [{"$ref": "#/$defs/computed_trait"}], "required": ["kind"]},
-            ],
-        },
-    }  # fmt: skip
+        "required": ["name", "cases"],
+        "additionalProperties": False,
+    }
+
+
+def _definition_defs() -> dict[str, Any]:
+    """Every kind's entries (`core.kinds`), and one definition of any kind."""
+    out: dict[str, Any] = {}
+    for k in KINDS.values():
+        out |= k.schema()
+    labels = [k.label for k in _file_order()]
+    out["definition"] = {
+        "description": f"{' or '.join(f'a {label}' for label in labels)}, with its kind",
+        "oneOf": [{"allOf": [{"$ref": f"#/$defs/{k.definition_ref}"}], "required": ["kind"]} for k in _file_order()],
+    }
+    return out
+
+
+def _file_order() -> list[Any]:
+    """Kinds as the schema has always listed them: segments first."""
+    return sorted(KINDS.values(), key=lambda k: k.name != "segment")
 
 
 def definitions_schema() -> dict[str, Any]:
@@ -220,8 +227,8 @@ def definitions_schema() -> dict[str, Any]:
             {
                 "type": "object",
                 "properties": {
-                    "computed_traits": {"type": "array", "items": {"$ref": "#/$defs/computed_trait"}},
-                    "segments": {"type": "array", "items": {"$ref": "#/$defs/segment_definition"}},
+                    k.section: {"type": "array", "items": {"$ref": f"#/$defs/{k.definition_ref}"}}
+                    for k in KINDS.values()
                 },
                 "additionalProperties": False,
             },
