@@ -281,7 +281,8 @@ class AnalyticsStore(Protocol):
 
     def wait_for(self, seq: int, timeout: float = 30.0) -> bool:
         """Block until everything up to `seq` and every person handed over is written (True),
-        or a write failed (True: `error` says why); False after `timeout` or once closing."""
+        or a write failed (True: `error` says why); False if neither by `timeout`, or if
+        the store closes first."""
         ...
 
     def write(self, batch: AnalyticsBatch) -> None:
