@@ -80,6 +80,15 @@ def test_a_written_batch_is_there_for_sql_with_its_seq(analytics: Opened[Analyti
     assert _people(store) == [("p1", 2, []), ("p2", 1, [])]
 
 
+def test_applied_seq_is_the_highest_seq_written_also_after_a_reopen(analytics: Opened[AnalyticsStore]) -> None:
+    store = analytics.store
+    store.write(AnalyticsBatch(seq=5))
+    store.write(AnalyticsBatch(seq=3, people=[_person("p1")]))  # persons only, with an older seq
+    assert store.applied_seq() == 5
+    store = analytics.reopen()  # a restart replays the log after this seq: 4 and 5 must not come twice
+    assert store.applied_seq() == 5
+
+
 def test_people_rows_are_replaced_by_later_ones_and_removed_persons_disappear(
     analytics: Opened[AnalyticsStore],
 ) -> None:

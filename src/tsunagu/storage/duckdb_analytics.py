@@ -325,6 +325,9 @@ class DuckDBAnalytics:
         gone: list[str],
     ) -> None:
         con = self._con
+        # Never lower on disk than in memory: a batch of persons only may carry an older
+        # seq, and a restart that read it back would write records after it a second time.
+        seq = max(self._seq, batch.seq)
         con.execute("BEGIN TRANSACTION")
         try:
             if tbl is not None and tbl.num_rows:
@@ -356,12 +359,12 @@ class DuckDBAnalytics:
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [gone])
             if ptbl is not None and ptbl.num_rows:
                 con.execute(_INSERT_PEOPLE.format(name="people", source="ptbl"))
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [batch.seq])
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [seq])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self._seq = max(self._seq, batch.seq)
+        self._seq = seq
 
     # -- rows DuckDB refuses -------------------------------------------------------------
 
