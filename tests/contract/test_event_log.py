@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import Any
+
+import pytest
 
 from tsunagu.core.ports import EventLog, LogRecord
 
@@ -162,9 +165,12 @@ def test_rewrite_replaces_the_body_ids_and_people_of_one_record_and_nothing_else
     for rec in records:
         _append(log, acks, rec)
     acks.wait(1, 2, 3)
+    for i in range(20):  # each rewrite is visible as soon as it returns, every time
+        log.rewrite(2, f"without them {i}".encode(), b"fewer ids", b"fewer people")
+        assert log.read(1, 1)[0].body == f"without them {i}".encode(), f"rewrite {i} returned before its commit"
     log.rewrite(2, b"without them", b"fewer ids", b"fewer people")
     rewritten = LogRecord(2, "events", NOW, b"without them", b"fewer ids", b"fewer people")
-    assert log.read(0) == [records[0], rewritten, records[2]]  # visible once rewrite returns
+    assert log.read(0) == [records[0], rewritten, records[2]]
     assert sorted(log.recent_ids(NOW)) == sorted([(NOW, b"ids 1"), (NOW, b"fewer ids"), (NOW, b"ids 3")])
     log = event_log.reopen()
     assert log.read(0) == [records[0], rewritten, records[2]]
@@ -198,3 +204,15 @@ def test_an_append_the_log_cannot_commit_reaches_done_as_an_exception_and_the_lo
     assert log.read(0) == [_record(1)]  # the first record stands
     assert _append_and_wait(log, _record(2)) == _record(2)  # the writer is still there
     assert log.read(0) == [_record(1), _record(2)] and log.last_seq() == 2
+
+
+def test_a_rewrite_the_log_cannot_store_raises_to_its_caller_and_the_log_goes_on(event_log: Opened[EventLog]) -> None:
+    log = event_log.store
+    assert _append_and_wait(log, _record(1)) == _record(1)
+    unstorable: Any = object()
+    with pytest.raises(Exception):  # noqa: B017 (each backend's driver raises its own error)
+        log.rewrite(1, unstorable, b"", b"")
+    assert log.read(0) == [_record(1)]
+    assert _append_and_wait(log, _record(2)) == _record(2)
+    log.rewrite(2, b"rewritten", b"", b"")
+    assert log.read(1) == [LogRecord(2, "events", NOW, b"rewritten", b"", b"")]
