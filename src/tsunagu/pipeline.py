@@ -39,11 +39,11 @@ from .core.events import Event
 from .core.live import Backfill, DayCache
 from .core.people import Person
 from .core.plan import Change, plan
-from .core.ports import LogRecord
+from .core.ports import AnalyticsBatch, LogRecord, Reject
 from .core.repair import TailRecord, repair, suspects_of
 from .core.store import KeyMap, Persons
 from .history import Reconstructions
-from .storage.duckdb_analytics import AnalyticsBatch, DuckDBAnalytics, Reject
+from .storage.duckdb_analytics import DuckDBAnalytics
 from .storage.sqlite_dedupe import SqliteDeduper
 from .storage.sqlite_log import SqliteLog
 from .storage.sqlite_quarantine import SqliteQuarantine

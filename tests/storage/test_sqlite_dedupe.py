@@ -1,7 +1,9 @@
-"""The bounded de-dup index answers exactly like a plain set with a window.
+"""The SQLite de-dup index: bounded memory, its filters and tables, its restarts.
 
-Everything is real: a SqliteLog whose writer thread writes the index in its group
-commit, the filter files on disk, restarts that reopen both (with or without a
+What every `Deduper` answers (the window, discard, restarts, and the property test
+against a plain set with a window) is in tests/contract/test_deduper.py; here is how this
+one gets there. Everything is real: a SqliteLog whose writer thread writes the index in
+its group commit, the filter files on disk, restarts that reopen both (with or without a
 checkpoint first, as after a clean stop or a kill -9).
 """
 
@@ -11,10 +13,7 @@ import threading
 from pathlib import Path
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from tsunagu.core.dedupe import MemoryDeduper
 from tsunagu.storage.sqlite_dedupe import SqliteDeduper
 from tsunagu.storage.sqlite_log import SqliteLog
 
@@ -61,102 +60,6 @@ class _Store:
     def close(self) -> None:
         self.log.close()
         self.dedupe.close()
-
-
-class _Model:
-    """The plain answer: committed ids with their time, and ids added but not yet logged."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.committed: dict[str, int] = {}
-        self.pending: dict[str, int] = {}
-
-    def seen(self, mid: str) -> bool:
-        at = self.committed.get(mid)
-        return mid in self.pending or (at is not None and at >= self.now - WINDOW)
-
-
-_ids = st.sampled_from([f"m{i}" for i in range(12)]) | st.text("abc", min_size=1, max_size=4)
-_request = st.tuples(
-    st.just("request"),
-    st.lists(_ids, min_size=1, max_size=6),
-    st.sets(st.integers(0, 5), max_size=2),  # positions the engine refuses
-    st.booleans(),  # logged at once, or held (a concurrent retry comes before the commit)
-    st.integers(0, 200_000),  # time since the previous step
-)
-_step = st.one_of(
-    _request,
-    _request,
-    _request,
-    st.tuples(st.just("commit_held")),
-    st.tuples(st.just("advance"), st.integers(0, 400_000)),
-    st.tuples(st.just("seen"), _ids),
-    st.tuples(st.just("restart"), st.booleans()),
-)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(_step, max_size=40), error_rate=st.sampled_from([0.01, 0.6]))
-def test_the_bounded_deduper_answers_like_a_plain_set_with_a_window(tmp_path_factory, steps, error_rate) -> None:
-    # error rate 0.6: most new ids hit a filter and are confirmed on disk
-    store = _Store(tmp_path_factory.mktemp("dedupe"), error_rate=error_rate)
-    model = _Model()
-    reference = MemoryDeduper(WINDOW)
-    held: list[tuple[list[str], int]] = []
-    try:
-        for step in steps:
-            if step[0] == "request":
-                _, ids, refused, log_now, dt = step
-                model.now += dt
-                store.dedupe.advance(model.now)
-                reference.advance(model.now)
-                fresh: list[str] = []
-                for mid in ids:  # as WorkspacePipeline.submit does
-                    expected = model.seen(mid)
-                    assert store.dedupe.seen(mid) == expected, (mid, step)
-                    assert reference.seen(mid) == expected, (mid, step)
-                    if mid not in fresh and not expected:
-                        fresh.append(mid)
-                store.dedupe.add(fresh, model.now)
-                reference.add(fresh, model.now)
-                model.pending.update(dict.fromkeys(fresh, model.now))
-                gone = [mid for i, mid in enumerate(fresh) if i in refused]
-                store.dedupe.discard(gone)
-                reference.discard(gone)
-                for mid in gone:
-                    del model.pending[mid]
-                kept = [mid for mid in fresh if mid not in gone]
-                if kept:
-                    held.append((kept, model.now))
-                if log_now:
-                    step = ("commit_held",)
-            if step[0] == "commit_held":
-                for kept, at in held:
-                    store.commit(kept, at)
-                    for mid in kept:
-                        model.committed[mid] = model.pending.pop(mid)
-                held = []
-            elif step[0] == "advance":
-                model.now += step[1]
-                store.dedupe.advance(model.now)
-                reference.advance(model.now)
-            elif step[0] == "seen":
-                assert store.dedupe.seen(step[1]) == model.seen(step[1]), step
-            elif step[0] == "restart":
-                # what was not logged was never acknowledged: it is gone with the process
-                held = []
-                model.pending.clear()
-                store.restart(model.now, clean=step[1])
-                reference = MemoryDeduper(WINDOW)
-                for mid, at in sorted(model.committed.items(), key=lambda kv: kv[1]):
-                    reference.add([mid], at)
-                reference.advance(model.now)
-            store.dedupe.advance(model.now)  # takes in what the log committed
-            assert len(store.dedupe) <= 3 + len(model.pending)  # bounded: the rest is on disk
-        for mid in {*model.committed, "m0", "never"}:
-            assert store.dedupe.seen(mid) == model.seen(mid), mid
-    finally:
-        store.close()
 
 
 def _buckets(store: _Store) -> list[str]:
@@ -230,3 +133,15 @@ def test_a_changed_window_keeps_the_ids_already_indexed(tmp_path: Path) -> None:
     assert wider.seen("kept") and wider.rebuilt == 1
     log.close()
     wider.close()
+
+
+def test_memory_holds_the_ids_in_flight_and_only_the_newest_committed_ones(tmp_path: Path) -> None:
+    store = _Store(tmp_path, memory_ids=3)
+    for i in range(10):
+        store.dedupe.add([f"c{i}"], NOW + i)
+        store.commit([f"c{i}"], NOW + i)
+    store.dedupe.add(["in-flight-1", "in-flight-2"], NOW + 10)
+    store.dedupe.advance(NOW + 10)
+    assert len(store.dedupe) == 3 + 2  # the rest is on disk
+    assert all(store.dedupe.seen(f"c{i}") for i in range(10))
+    store.close()

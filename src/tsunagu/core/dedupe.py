@@ -3,7 +3,7 @@
 Exact (no hashing, so no false positive that would drop a real event). Every id is held
 with the time it was added, about 100 bytes an id, so this is for tests and small
 workspaces: the pipeline uses the bounded adapter in `storage/sqlite_dedupe.py`, which
-must answer exactly like this (tests/storage/test_sqlite_dedupe.py checks it).
+must answer exactly like this (tests/contract/test_deduper.py checks it).
 """
 
 from __future__ import annotations

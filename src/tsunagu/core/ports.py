@@ -7,18 +7,23 @@ Protocols, so the engine and the pipeline never learn which one they talk to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "EVENT_COLUMNS",
     "QUARANTINE_SOURCES",
+    "AnalyticsBatch",
     "AnalyticsStore",
     "Deduper",
     "EventLog",
     "LogRecord",
+    "OnReject",
     "PersonStore",
     "Quarantine",
+    "RecordReader",
+    "Reject",
     "StateStore",
 ]
 
@@ -39,7 +44,12 @@ class LogRecord:
 
 
 class EventLog(Protocol):
-    """Append-only, group-committed; `append` calls back only after the commit is durable."""
+    """Append-only, group-committed; `append` calls back only after the commit is durable.
+
+    The caller numbers records: seqs grow in the order of the `append` calls (the engine
+    applies events in that order before they are logged, so state and log agree), and a
+    seq the log already holds is refused. Every read returns records in seq order.
+    """
 
     def append(
         self,
@@ -50,19 +60,43 @@ class EventLog(Protocol):
         ids: bytes,
         people: bytes,
         done: Callable[[LogRecord | BaseException], None],
-    ) -> None: ...
+    ) -> None:
+        """Queue a record. `done` is called once: with the `LogRecord` when it is durable
+        (and readable), or with the exception that kept it from being committed."""
+        ...
 
-    def tail(self, after_seq: int, limit: int = 200) -> list[LogRecord]: ...
+    def tail(self, after_seq: int, limit: int = 200) -> list[LogRecord]:
+        """Like `read`, for the one thread tailing the log (the analytics writer)."""
+        ...
 
-    def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]: ...
+    def read(self, after_seq: int, limit: int = 1000) -> list[LogRecord]:
+        """Up to `limit` records after `after_seq`."""
+        ...
 
-    def last_seq(self) -> int: ...
+    def read_range(self, after_seq: int, upto_seq: int) -> list[LogRecord]:
+        """Every record after `after_seq` up to `upto_seq` included."""
+        ...
 
-    def recent_ids(self, since_ms: int) -> Iterator[tuple[int, bytes]]: ...
+    def read_seqs(self, seqs: list[int]) -> list[LogRecord]:
+        """The records with these seqs (sorted) that the log holds."""
+        ...
 
-    def rewrite(self, seq: int, body: bytes, ids: bytes, people: bytes) -> None: ...
+    def last_seq(self) -> int:
+        """The highest committed seq; 0 for an empty log."""
+        ...
 
-    def close(self) -> None: ...
+    def recent_ids(self, since_ms: int) -> Iterator[tuple[int, bytes]]:
+        """(received_at, ids) of every `events` record received at or after `since_ms`."""
+        ...
+
+    def rewrite(self, seq: int, body: bytes, ids: bytes, people: bytes) -> None:
+        """Replace one record's body, ids and people (the right to be forgotten); returns
+        once the change is durable."""
+        ...
+
+    def close(self) -> None:
+        """Commit and acknowledge what was appended before, then let go of the log."""
+        ...
 
 
 class Deduper(Protocol):
@@ -91,15 +125,46 @@ class Deduper(Protocol):
 
 
 class StateStore(Protocol):
-    """Person state checkpoints: the engine's memory, made durable with the log's seq."""
+    """Person state checkpoints: the engine's memory, made durable with the log's seq.
 
-    def load(self) -> tuple[int, Iterator[bytes]]: ...
+    A checkpoint (`save`) is one transaction: the changed persons, the removed ones, the
+    changes to the identity index, the aliases and the timers, and the engine's meta, all
+    as of `applied_seq`. A save that fails writes nothing, so the store is never ahead of
+    its seq (docs/decisions/0003-person-store.md).
+    """
 
-    def load_meta(self) -> dict[str, Any]: ...
+    def load(self) -> tuple[int, Iterator[bytes]]:
+        """The seq of the last checkpoint (0 before any) and every person's row."""
+        ...
+
+    def load_meta(self) -> dict[str, Any]:
+        """The engine's meta as of the last checkpoint that gave one, decoded; {} before."""
+        ...
+
+    def read_persons(self, person_ids: Sequence[str]) -> tuple[int, dict[str, Any], list[bytes]]:
+        """Some persons' rows (those the store holds, in any order) with the seq and meta
+        they belong to, all from one checkpoint."""
+        ...
 
     def save(
-        self, applied_seq: int, persons: Sequence[tuple[str, bytes]], removed: Sequence[str], meta: bytes = b""
-    ) -> None: ...
+        self,
+        applied_seq: int,
+        persons: Sequence[tuple[str, bytes]],
+        removed: Sequence[str],
+        meta: bytes = b"",
+        keys: Mapping[str, str | None] | None = None,
+        aliases: Mapping[str, str | None] | None = None,
+        timers: Mapping[str, int | None] | None = None,
+    ) -> None:
+        """One checkpoint. `persons` are (person id, row) to write, `removed` person ids to
+        delete; `meta` (msgpack of a dict) replaces the previous meta unless empty; in
+        `keys` (identifier key -> person id), `aliases` (merged person id -> survivor)
+        and `timers` (person id -> day), None deletes the entry."""
+        ...
+
+    def clear(self) -> None:
+        """Forget everything (a checkpoint of an older shape: the log rebuilds it)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -113,35 +178,133 @@ class PersonStore(Protocol):
 
     def person(self, person_id: str) -> bytes | None: ...
 
-    def persons_after(self, person_id: str, limit: int) -> list[tuple[str, bytes]]: ...
+    def persons_after(self, person_id: str, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` (person id, row) with an id after `person_id`, in id order."""
+        ...
 
     def count(self) -> int: ...
 
-    def key(self, key: str) -> str | None: ...
+    def key(self, key: str) -> str | None:
+        """The person an identifier key (`user_id:U1`) belongs to."""
+        ...
 
     def keys(self) -> Iterator[tuple[str, str]]: ...
 
-    def alias(self, person_id: str) -> str | None: ...
+    def alias(self, person_id: str) -> str | None:
+        """The person a merged-away person id lives on in."""
+        ...
 
     def aliases(self) -> Iterator[tuple[str, str]]: ...
 
     def timers(self) -> Iterator[tuple[str, int]]: ...
 
 
+#: the columns of an `AnalyticsBatch`'s events, in the order of the `events` table
+EVENT_COLUMNS = (
+    "seq", "message_id", "person_id", "type", "event", "channel", "store_id",
+    "timestamp", "received_at", "user_id", "anonymous_id", "properties", "context", "traits",
+)  # fmt: skip
+
+
+@dataclass
+class AnalyticsBatch:
+    """What one transaction of the analytics store writes: everything up to log seq `seq`.
+
+    Events are columns (`EVENT_COLUMNS`): times in ms, `properties` and `context` the JSON
+    bytes clients sent, `traits` a dict. A person row is (person_id, identifiers, traits,
+    first_seen, last_seen, channels, stores, event_count, merged_ids), dicts not yet JSON.
+    """
+
+    seq: int
+    events: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in EVENT_COLUMNS})
+    people: list[tuple[Any, ...]] = field(default_factory=list)  # people columns, dicts not yet JSON
+    removed: list[str] = field(default_factory=list)  # person ids gone from `people`
+    merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor), in order
+    forget: list[str] = field(default_factory=list)  # person ids whose events are deleted
+    forget_values: list[str] = field(default_factory=list)  # their unique ids, named by others' conflicts
+
+    def __len__(self) -> int:
+        return len(self.events["seq"])
+
+
+#: turns one log record into rows: the pipeline knows the log's encoding, the store doesn't
+RecordReader = Callable[[LogRecord, AnalyticsBatch], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row the analytics store refused: moved aside, with why."""
+
+    table: str  # events | people
+    seq: int | None
+    message_id: str | None
+    person_id: str | None
+    reason: str
+    body: bytes  # the row as JSON (its JSON columns as the bytes that failed)
+
+
+OnReject = Callable[[Reject], None]
+
+
 class AnalyticsStore(Protocol):
-    """Columnar copy of events and people for SQL: written in batches behind the log."""
+    """Columnar copy of events and people for SQL: written in batches behind the log.
+
+    A batch is written in one transaction with the log seq it covers, so after a crash
+    the pipeline knows which records to replay; `applied_seq` is the highest seq written,
+    before and after a reopen. The tables are `events`, `people`, `person_aliases` and the
+    view `person_events` (docs/storage.md). `query` runs the platform's own SQL (built by
+    `tsunagu.sql`, every value a bound parameter): it is not a sandbox for users' SQL and
+    promises no read-only access.
+    """
+
+    #: the writer's last failure that no row explains; None while writes work
+    error: BaseException | None
 
     def applied_seq(self) -> int: ...
 
-    def write(self, batch: Any) -> None: ...
+    def start(
+        self,
+        tail: Callable[[int, int], list[LogRecord]],
+        reader: RecordReader,
+        interval: float,
+        on_reject: OnReject | None = None,
+    ) -> None:
+        """Tail the log from a thread of the store's own: the records after `applied_seq`
+        (`tail(after_seq, limit)`) become rows through `reader` and are written with the
+        persons handed over, at least every `interval` seconds. A row the store refuses
+        goes to `on_reject` and the rest is written."""
+        ...
+
+    def hand_over(self, people: list[tuple[Any, ...]], removed: list[str]) -> None:
+        """Person rows to upsert, and person ids to delete, with the next write."""
+        ...
+
+    def wait_for(self, seq: int, timeout: float = 30.0) -> bool:
+        """Block until everything up to `seq` and every person handed over is written (True),
+        or a write failed (True: `error` says why); False if neither by `timeout`, or if
+        the store closes first."""
+        ...
+
+    def write(self, batch: AnalyticsBatch) -> None:
+        """Write one batch in one transaction, with the seq it covers."""
+        ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
 
-    def close(self) -> None: ...
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None:
+        """Stop the writer and let go of the store; a read after this raises
+        `core.errors.Unavailable`."""
+        ...
 
 
 class Quarantine(Protocol):
-    """What a workspace could not take, kept with the reason for admins to see."""
+    """What a workspace could not take, kept with the reason for admins to see.
+
+    An entry is a dict: `id` (grows with each `add`), `at`, `source` (one of
+    `QUARANTINE_SOURCES`), `ref`, `reason`, `seq`, `message_id`, `person_id`, `body`.
+    """
 
     def add(
         self,
@@ -158,10 +321,16 @@ class Quarantine(Protocol):
 
     def entries(
         self, *, limit: int = 100, source: str | None = None, before: int | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """The newest entries first, of one `source` if given; `before` (an id) pages on."""
+        ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self) -> dict[str, int]:
+        """Entries per source (the sources with none are left out)."""
+        ...
 
-    def forget(self, person_ids: list[str], message_ids: Sequence[str] = ()) -> int: ...
+    def forget(self, person_ids: list[str], message_ids: Sequence[str] = ()) -> int:
+        """Delete the entries of these persons or messages; returns how many went."""
+        ...
 
     def close(self) -> None: ...

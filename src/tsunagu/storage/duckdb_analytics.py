@@ -19,7 +19,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ import msgspec
 import pyarrow as pa
 
 from ..core.errors import Unavailable
-from ..core.ports import LogRecord
+from ..core.ports import AnalyticsBatch, LogRecord, OnReject, RecordReader, Reject
 
-__all__ = ["EVENT_COLUMNS", "AnalyticsBatch", "AnalyticsClosed", "DuckDBAnalytics", "Reject"]
+__all__ = ["AnalyticsClosed", "DuckDBAnalytics"]
 
 log = logging.getLogger("tsunagu.analytics")
 
@@ -88,12 +87,8 @@ _INSERT_EVENTS = (
 )
 _INSERT_PEOPLE = "INSERT OR REPLACE INTO {name} SELECT * FROM {source}"
 
-EVENT_COLUMNS = (
-    "seq", "message_id", "person_id", "type", "event", "channel", "store_id",
-    "timestamp", "received_at", "user_id", "anonymous_id", "properties", "context", "traits",
-)  # fmt: skip
-
 _TS = pa.timestamp("ms", tz="UTC")
+# core.ports.EVENT_COLUMNS, typed (a batch's columns are read by these names)
 _EVENT_SCHEMA = pa.schema(
     [
         ("seq", pa.int64()),
@@ -129,41 +124,6 @@ _PEOPLE_SCHEMA = pa.schema(
 )
 
 _json = msgspec.json.Encoder()
-
-
-@dataclass
-class AnalyticsBatch:
-    """What one transaction writes: everything up to log seq `seq`."""
-
-    seq: int
-    events: dict[str, list[Any]] = field(default_factory=lambda: {c: [] for c in EVENT_COLUMNS})
-    people: list[tuple[Any, ...]] = field(default_factory=list)  # people columns, dicts not yet JSON
-    removed: list[str] = field(default_factory=list)  # person ids gone from `people`
-    merges: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor), in order
-    forget: list[str] = field(default_factory=list)  # person ids whose events are deleted
-    forget_values: list[str] = field(default_factory=list)  # their unique ids, named by others' conflicts
-
-    def __len__(self) -> int:
-        return len(self.events["seq"])
-
-
-#: turns one log record into rows: the pipeline knows the log's encoding, this module doesn't
-RecordReader = Callable[[LogRecord, AnalyticsBatch], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """A row the store refused: moved aside, with why."""
-
-    table: str  # events | people
-    seq: int | None
-    message_id: str | None
-    person_id: str | None
-    reason: str
-    body: bytes  # the row as JSON (its JSON columns as the bytes that failed)
-
-
-OnReject = Callable[[Reject], None]
 
 
 def _events_table(columns: dict[str, list[Any]]) -> pa.Table:
@@ -365,6 +325,9 @@ class DuckDBAnalytics:
         gone: list[str],
     ) -> None:
         con = self._con
+        # Never lower on disk than in memory: a batch of persons only may carry an older
+        # seq, and a restart that read it back would write records after it a second time.
+        seq = max(self._seq, batch.seq)
         con.execute("BEGIN TRANSACTION")
         try:
             if tbl is not None and tbl.num_rows:
@@ -396,12 +359,12 @@ class DuckDBAnalytics:
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [gone])
             if ptbl is not None and ptbl.num_rows:
                 con.execute(_INSERT_PEOPLE.format(name="people", source="ptbl"))
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [batch.seq])
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('applied_seq', ?)", [seq])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self._seq = max(self._seq, batch.seq)
+        self._seq = seq
 
     # -- rows DuckDB refuses -------------------------------------------------------------
 

@@ -93,8 +93,17 @@ class SqliteLog:
         errors: list[BaseException] = []
 
         def run(con: sqlite3.Connection) -> None:
+            # The caller is let go only after the COMMIT: before, its next read saw the old
+            # row, and a failing COMMIT was reported as success (and stopped the writer).
             try:
-                con.execute("UPDATE log SET body = ?, ids = ?, people = ? WHERE seq = ?", (body, ids, people, seq))
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute("UPDATE log SET body = ?, ids = ?, people = ? WHERE seq = ?", (body, ids, people, seq))
+                    con.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        con.execute("ROLLBACK")
+                    raise
             except BaseException as exc:  # reported to the caller below
                 errors.append(exc)
             finally:
@@ -123,9 +132,7 @@ class SqliteLog:
                 self._commit(con, appends)
             for g in group:
                 if callable(g) and not isinstance(g, tuple):
-                    con.execute("BEGIN IMMEDIATE")
-                    g(con)
-                    con.execute("COMMIT")
+                    g(con)  # in a transaction of its own, reporting its own errors
             if stop:
                 return
 
