@@ -46,6 +46,7 @@ import psutil  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).parent))
 from segments import CpuWatch, make_segments, source_info
 
+from tsunagu.app import EMBEDDED
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.core.store import Persons
@@ -98,7 +99,7 @@ def _pcts(xs: list[float]) -> dict[str, float]:
 
 
 async def _open(directory: Path, cache: int, reconstruct: bool) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("bench", directory, WorkspaceConfig(), flush_interval=0.5, person_cache=cache)
+    pipe = WorkspacePipeline("bench", directory, WorkspaceConfig(), EMBEDDED, flush_interval=0.5, person_cache=cache)
     if not reconstruct:
         # The load is all "late history" for the segments defined first, which the
         # reports reconstruct in the background (issue 10): a cost of its own, kept apart.

@@ -347,7 +347,7 @@ def engine_child(cfg: dict[str, Any]) -> dict[str, Any]:
         applied = engine.apply(chunk)
         t1 = clock()
         batch_times.append(t1 - t0)
-        for m in applied.markers:
+        for m in applied.timeline():
             markers[m.type] = markers.get(m.type, 0) + 1
         if t1 - last_freeze > 10.0:
             gc.freeze()
@@ -356,7 +356,7 @@ def engine_child(cfg: dict[str, Any]) -> dict[str, Any]:
         t0 = clock()
         applied = engine.apply((ev,))
         single_times.append(clock() - t0)
-        for m in applied.markers:
+        for m in applied.timeline():
             markers[m.type] = markers.get(m.type, 0) + 1
     if profiler is not None:
         profiler.disable()

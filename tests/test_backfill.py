@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from tsunagu.app import EMBEDDED
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.engine import Engine
 from tsunagu.core.events import Event
@@ -69,7 +70,7 @@ def _expected(events: list[Event]) -> dict[str, Any]:
 
 
 async def _open(path: Path) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("t", path, CONFIG, flush_interval=0.05, clock=lambda: NOW)
+    pipe = WorkspacePipeline("t", path, CONFIG, EMBEDDED, flush_interval=0.05, clock=lambda: NOW)
     await pipe.open(NOW, background=False)
     pipe.backfill_chunk = 5  # persons a page: many pages
     return pipe

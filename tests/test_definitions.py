@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from tsunagu.app import EMBEDDED
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.pipeline import WorkspacePipeline
@@ -23,7 +24,7 @@ def identify(mid: str, uid: str, traits: dict[str, Any], ts: int) -> Event:
 
 
 async def _open(path: Path, **config: Any) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("t", path, WorkspaceConfig(**config), flush_interval=3600)
+    pipe = WorkspacePipeline("t", path, WorkspaceConfig(**config), EMBEDDED, flush_interval=3600)
     await pipe.open(NOW, background=False)
     return pipe
 

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tsunagu.app import Platform
+from tsunagu.app import EMBEDDED, Platform
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.core.live import Live
@@ -34,7 +34,7 @@ def identify(mid: str, uid: str, props: bytes = b"{}", traits: dict[str, Any] | 
 
 
 async def _open(path: Path) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("t", path, WorkspaceConfig(), flush_interval=0.05)
+    pipe = WorkspacePipeline("t", path, WorkspaceConfig(), EMBEDDED, flush_interval=0.05)
     await pipe.open(NOW, background=False)
     return pipe
 

@@ -54,28 +54,34 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     return found
 
 
-def _internal_target(package: str, module: str, level: int) -> str | None:
+def _internal_target(path: Path, module: str, level: int) -> str | None:
+    """The top-level tsunagu package (or module) an import in `path` reaches, if any."""
     if level == 0:
         return module.split(".")[1] if module.startswith("tsunagu.") else None
-    if level == 1:
-        return package
-    return module.split(".")[0] if module else "__init__"
+    where = list(path.relative_to(SRC).parent.parts)  # core/kinds/segment.py: ["core", "kinds"]
+    base = where[: len(where) - (level - 1)] if level - 1 <= len(where) else []
+    parts = [*base, *(module.split(".") if module and module != "__init__" else [])]
+    return parts[0] if parts else "__init__"
+
+
+def _files(package: str) -> list[Path]:
+    return sorted((SRC / package).rglob("*.py"))  # subpackages too (core/kinds/)
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_each_package_imports_only_what_its_layer_allows(package: str) -> None:
     bad = []
-    for path in sorted((SRC / package).glob("*.py")):
+    for path in _files(package):
         for module, level in _imports(path):
-            target = _internal_target(package, module, level)
+            target = _internal_target(path, module, level)
             if target is not None and target not in ALLOWED[package]:
-                bad.append(f"{path.name} imports {'.' * level}{module}")
+                bad.append(f"{path.relative_to(SRC)} imports {'.' * level}{module}")
     assert not bad, f"{package}/ may import only {sorted(ALLOWED[package])}: {bad}"
 
 
 def test_the_core_needs_nothing_but_the_standard_library_and_msgspec() -> None:
     bad = []
-    for path in sorted((SRC / "core").glob("*.py")):
+    for path in _files("core"):
         for module, level in _imports(path):
             top = module.split(".")[0]
             if (
@@ -90,7 +96,7 @@ def test_the_core_needs_nothing_but_the_standard_library_and_msgspec() -> None:
 
 def test_the_core_does_no_io() -> None:
     bad = []
-    for path in sorted((SRC / "core").glob("*.py")):
+    for path in _files("core"):
         for module, level in _imports(path):
             if level == 0 and module.split(".")[0] in CORE_NO_IO:
                 bad.append(f"{path.name} imports {module}")
@@ -104,7 +110,29 @@ def test_every_package_has_a_rule() -> None:
 
 def test_the_core_never_reads_the_clock() -> None:
     # Time is injected: the engine takes `now`, so tests drive weeks in milliseconds.
-    for path in sorted((SRC / "core").glob("*.py")):
+    for path in _files("core"):
         text = path.read_text()
         for call in ("time.time(", "datetime.now(", "date.today(", "time.monotonic("):
             assert call not in text, f"core/{path.name} calls {call}"
+
+
+def test_only_app_picks_adapters() -> None:
+    # The runtime (pipeline, backfill, history) and every interface speak to the ports
+    # (core/ports.py); app.py alone names the stores a platform runs on.
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] == "storage" or rel == Path("app.py"):
+            continue
+        for module, level in _imports(path):
+            if _internal_target(path, module, level) == "storage":
+                bad.append(f"{rel} imports {'.' * level}{module}")
+    assert not bad, f"only app.py picks adapters: {bad}"
+
+
+def test_relative_imports_are_resolved_from_the_importing_module() -> None:
+    kinds = SRC / "core" / "kinds" / "segment.py"
+    assert _internal_target(kinds, "segments", 2) == "core"
+    assert _internal_target(kinds, "kind", 1) == "core"
+    assert _internal_target(SRC / "pipeline.py", "core.plan", 1) == "core"
+    assert _internal_target(SRC / "api" / "admin.py", "pipeline", 2) == "pipeline"

@@ -17,6 +17,7 @@ import msgspec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tsunagu.app import EMBEDDED
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.core.store import Persons
@@ -40,7 +41,9 @@ def ev(mid: str, typ: str, name: str | None, uid: str | None, aid: str | None, t
 
 
 async def _open(path: Path, cache: int, now: int = NOW) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("t", path, WorkspaceConfig(retail_traits=False), flush_interval=3600, person_cache=cache)
+    pipe = WorkspacePipeline(
+        "t", path, WorkspaceConfig(retail_traits=False), EMBEDDED, flush_interval=3600, person_cache=cache
+    )
     await pipe.open(now, background=False)
     return pipe
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tsunagu.app import EMBEDDED
 from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.pipeline import WorkspacePipeline
@@ -18,7 +19,7 @@ def ev(mid: str, typ: str, *, uid: str | None = None, aid: str | None = None, ts
 
 async def _open(path: Path) -> WorkspacePipeline:
     # analytics writes only when a read asks for it, so tests can leave it behind
-    pipe = WorkspacePipeline("t", path, WorkspaceConfig(), flush_interval=3600)
+    pipe = WorkspacePipeline("t", path, WorkspaceConfig(), EMBEDDED, flush_interval=3600)
     await pipe.open(NOW, background=False)
     return pipe
 

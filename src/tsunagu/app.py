@@ -23,10 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import InvalidInput, NotFound, TsunaguError
+from .core.ports import Backends
 from .pipeline import DEFAULT_PERSON_CACHE, WorkspacePipeline, new_id_factory
 from .storage.control import ControlStore
+from .storage.embedded import EmbeddedBackends
 
-__all__ = ["DataDirLocked", "Platform", "open_control", "wall_clock_ms"]
+__all__ = ["EMBEDDED", "DataDirLocked", "Platform", "open_control", "wall_clock_ms"]
+
+#: the backends a platform uses unless told: every store a file in the workspace's directory
+EMBEDDED: Backends = EmbeddedBackends()
 
 log = logging.getLogger("tsunagu")
 
@@ -67,8 +72,11 @@ class Platform:
         flush_interval: float = 0.1,
         checkpoint_interval: float = 30.0,
         person_cache: int | None = None,
+        backends: Backends | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        #: what opens each workspace's stores: the only place an adapter is picked
+        self.backends = backends or EMBEDDED
         #: persons each workspace keeps in memory (docs/storage.md); TSUNAGU_PERSON_CACHE
         self.person_cache = person_cache if person_cache is not None else _person_cache_from_env()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +154,7 @@ class Platform:
             name,
             self.workspace_dir(name),
             info.config,
+            self.backends,
             flush_interval=self.flush_interval,
             checkpoint_interval=self.checkpoint_interval,
             clock=self.clock,

@@ -11,11 +11,13 @@ nothing is lost or counted twice; `finish` drops the table when the back-fill is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.live import Backfill
 from .sql import backfill as backfill_sql
-from .storage.duckdb_analytics import DuckDBAnalytics
+
+if TYPE_CHECKING:
+    from .storage.duckdb_analytics import DuckDBAnalytics
 
 __all__ = ["chunk", "finish", "person_count"]
 

@@ -33,21 +33,17 @@ from . import backfill as backfill_jobs
 from .core import kinds, userdata
 from .core.computed import RETAIL
 from .core.config import WorkspaceConfig
+from .core.effects import timeline_entry
 from .core.engine import Applied, Engine, EventFailed
 from .core.errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from .core.events import Event
 from .core.live import Backfill, DayCache
 from .core.people import Person
 from .core.plan import Change, plan
-from .core.ports import AnalyticsBatch, LogRecord, Reject
+from .core.ports import AnalyticsBatch, Backends, Deduper, EventLog, LogRecord, Quarantine, Reject
 from .core.repair import TailRecord, repair, suspects_of
 from .core.store import KeyMap, Persons
 from .history import Reconstructions
-from .storage.duckdb_analytics import DuckDBAnalytics
-from .storage.sqlite_dedupe import SqliteDeduper
-from .storage.sqlite_log import SqliteLog
-from .storage.sqlite_quarantine import SqliteQuarantine
-from .storage.sqlite_state import SqliteStateStore
 
 __all__ = ["DEFAULT_PERSON_CACHE", "STATE_VERSION", "Accepted", "WorkspacePipeline", "new_id_factory", "now_ms"]
 
@@ -79,7 +75,7 @@ class Accepted:
 
 def _extend(total: Applied, part: Applied) -> None:
     total.person_ids += part.person_ids
-    total.markers += part.markers
+    total.effects += part.effects
     total.merged += part.merged
 
 
@@ -102,7 +98,7 @@ def event_json(ev: Event) -> bytes:
 
 
 def _people_blob(applied: Applied) -> bytes:
-    markers = [(m.person_id, m.type, m.timestamp, m.message_id, m.properties) for m in applied.markers]
+    markers = [timeline_entry(e) for e in applied.timeline()]
     return _encoder.encode((applied.person_ids, markers))
 
 
@@ -157,6 +153,7 @@ class WorkspacePipeline:
         workspace: str,
         directory: Path,
         config: WorkspaceConfig,
+        backends: Backends,
         *,
         flush_interval: float = 0.1,
         checkpoint_interval: float = 30.0,
@@ -172,15 +169,17 @@ class WorkspacePipeline:
         self.engine = Engine(config, namespace=workspace)
         #: persons kept in memory; the others wait in the state store (0: all in memory)
         self.person_cache = person_cache
-        self.deduper = SqliteDeduper(directory / "dedupe", directory / "log.sqlite", config.dedupe_window_ms)
+        #: what opens this workspace's stores (picked by app.py: the runtime names no adapter)
+        self.backends = backends
+        self.deduper: Deduper = backends.deduper(directory, config.dedupe_window_ms)
         self.applied_seq = 0  # the last log seq the engine applied (maybe not yet durable)
         self.committed_seq = 0  # the last log seq known durable
         self.failed = False
-        self._log: SqliteLog | None = None
-        self._state: SqliteStateStore | None = None
-        self._quarantine: SqliteQuarantine | None = None
+        self._log: EventLog | None = None
+        self._state: Any = None  # StateStore + PersonStore
+        self._quarantine: Quarantine | None = None
         self.closing = False  # close() began: no new work
-        self._analytics: DuckDBAnalytics | None = None
+        self._analytics: Any = None  # AnalyticsStore (with SQL readers)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -206,13 +205,13 @@ class WorkspacePipeline:
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
-    def log(self) -> SqliteLog:
+    def log(self) -> EventLog:
         if self._log is None:
             raise Unavailable("the workspace is reopening; retry shortly")
         return self._log
 
     @property
-    def analytics(self) -> DuckDBAnalytics:
+    def analytics(self) -> Any:
         if self._analytics is None:
             raise Unavailable("the workspace is reopening; retry shortly")
         return self._analytics
@@ -226,10 +225,9 @@ class WorkspacePipeline:
         self._loop = asyncio.get_running_loop()
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
-            self._log = SqliteLog(self.directory / "log.sqlite", index=self.deduper)
-            self._state = SqliteStateStore(self.directory / "state.sqlite")
-            self._analytics = DuckDBAnalytics(self.directory / "analytics.duckdb")
-            self._quarantine = SqliteQuarantine(self.directory / "quarantine.sqlite")
+            stores = await asyncio.to_thread(self.backends.open, self.directory, self.deduper)
+            self._log, self._state = stores.log, stores.state
+            self._analytics, self._quarantine = stores.analytics, stores.quarantine
             await asyncio.to_thread(self._recover, now)
         except BaseException:
             await asyncio.to_thread(self._close_stores)
@@ -313,7 +311,7 @@ class WorkspacePipeline:
         return "q-" + os.urandom(5).hex()
 
     @property
-    def quarantine(self) -> SqliteQuarantine:
+    def quarantine(self) -> Quarantine:
         if self._quarantine is None:
             raise Unavailable("the workspace is reopening; retry shortly")
         return self._quarantine
@@ -590,7 +588,7 @@ class WorkspacePipeline:
         if not self.engine.live.due_count(now):
             return 0
         applied = await self._control("tick", {"now": now}, now)
-        return len(applied.markers)
+        return len(applied.timeline())
 
     async def _tick_now(self) -> None:
         await self.tick(self.clock())

@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsunagu.core.effects import IdentityConflict, Merged
 from tsunagu.core.engine import Engine
 from tsunagu.core.events import Event
 
@@ -151,7 +152,7 @@ def test_two_user_ids_are_never_merged_whatever_the_links(links: list[tuple[str 
     anon_owner: dict[str, str] = {}
     for uid, aid in links:
         if uid and anon_owner.setdefault(aid, uid) != uid:
-            assert any(m.type == "identity_conflict" for m in applied.markers)
+            assert any(isinstance(e, IdentityConflict) for e in applied.effects)
             break
 
 
@@ -169,8 +170,9 @@ def test_anonymous_browsing_then_login_is_one_person_with_both_parts() -> None:
     assert person.identifiers == {"user_id": ["M1"], "anonymous_id": ["A"], "email": ["m1@example.jp"]}
     assert person.event_count == 4 and person.channels == {"web": 3, "store": 1}
     assert {engine.canonical(p) for p in applied.person_ids} == {person.person_id}
-    (merge,) = [m for m in applied.markers if m.type == "merge"]
-    assert merge.timestamp == 4 and merge.properties["identifiers"] == {"user_id": ["M1"]}
+    (merge,) = [e for e in applied.effects if isinstance(e, Merged)]
+    assert merge.timestamp == 4 and merge.identifiers == {"user_id": ["M1"]}
+    assert merge.person_id == person.person_id and merge.merged_person_id in person.merged_ids
 
 
 def test_a_second_user_id_on_an_anonymous_id_is_a_recorded_conflict_not_a_merge() -> None:
@@ -183,7 +185,7 @@ def test_a_second_user_id_on_an_anonymous_id_is_a_recorded_conflict_not_a_merge(
     assert u1 and u2 and u1 is not u2
     assert engine.lookup("anonymous_id", "A") is u1  # the anonymous id stays where it was
     assert u2.conflicts and u2.conflicts[0]["values"] == ["U1", "U2"]
-    assert [m.type for m in applied.markers] == ["identity_conflict"]
+    assert [type(e) for e in applied.effects] == [IdentityConflict]
 
 
 def test_traits_newest_timestamp_wins_and_set_once_keeps_the_first() -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tsunagu.core import userdata
 from tsunagu.core.computed import AGGS, COMPUTED_WINDOWS
+from tsunagu.core.effects import SegmentEntered
 from tsunagu.core.engine import Engine
 from tsunagu.core.events import Event
 from tsunagu.core.segments import COMPARISONS, Segment, _text, day_of, evaluate, parse_rule
@@ -270,5 +271,5 @@ def test_a_segment_on_an_any_event_aggregate_is_kept_on_every_track_event() -> N
     engine.set_segments([Segment("s", parse_rule({"computed": "events", "op": "gte", "value": 2}))], NOW)
     buy = lambda i: Event(f"m{i}", "track", "buy", "U1", None, NOW - i, NOW, "web", None, b"{}", {}, b"{}")  # noqa: E731
     engine.apply([buy(2)])
-    entered = [m for m in engine.apply([buy(1)]).markers if m.type == "segment_enter"]
+    entered = [e for e in engine.apply([buy(1)]).effects if isinstance(e, SegmentEntered)]
     assert entered and engine.lookup("user_id", "U1").segments == ["s"]  # type: ignore[union-attr]

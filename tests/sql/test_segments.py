@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsunagu.core.effects import SegmentEntered, SegmentExited
 from tsunagu.core.engine import Engine
 from tsunagu.core.errors import InvalidInput
 from tsunagu.core.events import Event
@@ -130,9 +131,9 @@ def test_entering_and_leaving_are_on_the_timeline() -> None:
         [Segment("store-twice", parse_rule({"did": "buy", "channel": "store", "count": {"op": "gte", "value": 2}}))]
     )
     buy = lambda i: Event(f"b{i}", "track", "buy", "U1", None, NOW - i, NOW, "store", None, b"{}", {}, b"{}")  # noqa: E731
-    assert not [m for m in engine.apply([buy(1)]).markers if m.type.startswith("segment")]
-    entered = [m for m in engine.apply([buy(2)]).markers if m.type == "segment_enter"]
-    assert entered and entered[0].properties == {"segment": "store-twice"}
+    assert not [e for e in engine.apply([buy(1)]).effects if isinstance(e, (SegmentEntered, SegmentExited))]
+    entered = [e for e in engine.apply([buy(2)]).effects if isinstance(e, SegmentEntered)]
+    assert entered and entered[0].segment == "store-twice" and entered[0].message_id == "b2"
     assert engine.lookup("user_id", "U1").segments == ["store-twice"]  # type: ignore[union-attr]
 
 

@@ -20,15 +20,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import WorkspaceConfig
+from .effects import Effect, IdentityConflict, Merged
 from .events import Event
 from .identity import identifiers_of, split_key
-from .live import Live, Marker
-from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, apply_traits, merge_into
+from .live import Live
+from .people import MAX_CONFLICTS, MAX_IDENTIFIERS_PER_TYPE, Person, merge_into
 from .ports import PersonStore
 from .segments import Segment
+from .step import step
 from .store import KeyMap, Persons
 
-__all__ = ["Applied", "Engine", "EventFailed", "Forgotten", "Marker"]
+__all__ = ["Applied", "Engine", "EventFailed", "Forgotten"]
 
 
 @dataclass(slots=True)
@@ -36,8 +38,12 @@ class Applied:
     """What applying a run of events produced."""
 
     person_ids: list[str] = field(default_factory=list)  # one per event, in order
-    markers: list[Marker] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)  # what was decided, in order (core.effects)
     merged: list[tuple[str, str]] = field(default_factory=list)  # (loser, survivor)
+
+    def timeline(self) -> list[Effect]:
+        """The effects that are entries on a person's timeline (not timers)."""
+        return [e for e in self.effects if e.timeline]
 
 
 class EventFailed(Exception):
@@ -148,11 +154,11 @@ class Engine:
         persons = self.persons
         index = self.index
         dirty = self.dirty
-        observe = self.live.observe
-        markers = out.markers
+        live = self.live
+        effects = out.effects
         for i, ev in enumerate(events):
             pid = None
-            n_markers = len(markers)
+            n_effects = len(effects)
             n_merged = len(out.merged)
             try:
                 # Fast path (most track/page events): the event's user_id and anonymous_id
@@ -171,26 +177,16 @@ class Engine:
                     if ev.type == "alias" and ev.previous_id is not None:
                         keys.append(self._previous_key(ev.previous_id))
                     pid = self._link(ev, keys, out)
-                p = persons[pid]
-                ts = ev.timestamp
-                is_new = p.event_count == 0
-                if is_new:
-                    p.first_seen = p.last_seen = ts
-                elif ts < p.first_seen:
-                    p.first_seen = ts
-                elif ts > p.last_seen:
-                    p.last_seen = ts
-                p.event_count += 1
-                ch = p.channels
-                ch[ev.channel] = ch.get(ev.channel, 0) + 1
-                if ev.store_id is not None:
-                    p.stores[ev.store_id] = p.stores.get(ev.store_id, 0) + 1
-                traits_changed = ev.type == "identify" and ev.traits and apply_traits(p, ev.traits, ts, ev.message_id)
-                observe(p, ev, bool(traits_changed), is_new, markers)
+                step(ev, persons[pid], live, ev.received_at, effects)
             except Exception as exc:
-                del markers[n_markers:]
+                # the sizes and timers follow the half-changed person, so that core.repair
+                # puts both back together; the effects never reach the timeline
+                live.commit(effects[n_effects:])
+                del effects[n_effects:]
                 del out.merged[n_merged:]
                 raise EventFailed(i, ev, exc, out, pid) from exc
+            if len(effects) != n_effects:  # what the step decided, applied to what is kept across persons
+                live.commit(effects[n_effects:])
             dirty.add(pid)
             out.person_ids.append(pid)
         self.settle()
@@ -202,42 +198,46 @@ class Engine:
         """Register segments directly, without definitions or back-fill (tests, tools)."""
         self.live.segments = {seg.name: seg for seg in segments}
         out = Applied()
-        out.markers = self.live._reindex(self.persons, 0, now)
-        self.dirty.update(m.person_id for m in out.markers)
+        out.effects = self.live._reindex(self.persons, 0, now)
+        self._committed(out)
         self.settle()
         return out
 
     def define(self, kind: str, name: str, body: dict[str, Any], seq: int, now: int) -> Applied:
         out = Applied()
-        out.markers = self.live.define(kind, name, body, seq, self.persons, now)
-        self.dirty.update(m.person_id for m in out.markers)
+        out.effects = self.live.define(kind, name, body, seq, self.persons, now)
+        self._committed(out)
         self.settle()
         return out
 
     def undefine(self, kind: str, name: str, now: int) -> Applied:
         out = Applied()
-        out.markers = self.live.undefine(kind, name, self.persons, now)
-        self.dirty.update(m.person_id for m in out.markers)  # members left; what else changed is touched
+        out.effects = self.live.undefine(kind, name, self.persons, now)
+        self._committed(out)  # members left; what else changed is touched
         self.settle()
         return out
 
     def apply_backfill(self, backfill_id: str, rows: list[Any], cursor: str, done: bool, now: int) -> Applied:
         out = Applied()
-        out.markers = self.live.apply_backfill(backfill_id, rows, cursor, done, self.get, self.persons, now)
+        out.effects = self.live.apply_backfill(backfill_id, rows, cursor, done, self.get, self.persons, now)
         for pid, _, _ in rows:
             if (c := self.canonical(pid)) is not None:
                 self.dirty.add(c)
-        self.dirty.update(m.person_id for m in out.markers)
-        self.settle()
+        self._committed(out)
         return out
 
     def tick(self, now: int) -> Applied:
         """Time passed: re-check the persons whose window edge did."""
         out = Applied()
-        out.markers = self.live.tick(now, self.get)
-        self.dirty.update(m.person_id for m in out.markers)
-        self.settle()
+        out.effects = self.live.tick(now, self.get)
+        self._committed(out)
         return out
+
+    def _committed(self, out: Applied) -> None:
+        """Apply a change's effects: sizes and timers, and the persons it changed are dirty."""
+        self.live.commit(out.effects)
+        self.dirty.update(e.person_id for e in out.effects if e.timeline)
+        self.settle()
 
     def _previous_key(self, previous_id: str) -> str:
         # Segment's alias does not say what previousId is; use whatever we know it as.
@@ -345,21 +345,10 @@ class Engine:
         if self.segments:
             self.live.joined(set(survivor.segments) & set(loser.segments), -1)  # one person now
             survivor.segments = sorted(set(survivor.segments) | set(loser.segments))
-            self.live.evaluate_person(survivor, self.segments.values(), ev.received_at, ev.message_id, out.markers)
-        out.markers.append(
-            Marker(
-                survivor.person_id,
-                "merge",
-                ev.timestamp,
-                ev.message_id,
-                {
-                    "merged_person_id": loser.person_id,
-                    "identifiers": loser.identifiers,
-                    "first_seen": loser.first_seen,
-                    "events": loser.event_count,
-                },
-            )
-        )
+            self.live.evaluate_person(survivor, self.segments.values(), ev.received_at, ev.message_id, out.effects)
+        merged = Merged(survivor.person_id, loser.person_id, loser.identifiers, loser.first_seen,
+                        loser.event_count, ev.timestamp, ev.message_id)  # fmt: skip
+        out.effects.append(merged)
         return survivor
 
     def _conflict(self, target: Person, other: Person, typ: str, ev: Event, out: Applied) -> None:
@@ -386,7 +375,7 @@ class Engine:
     def _record_conflict(self, target: Person, record: dict[str, Any], ev: Event, out: Applied) -> None:
         if record not in target.conflicts:
             target.conflicts = [*target.conflicts, record][-MAX_CONFLICTS:]
-        out.markers.append(Marker(target.person_id, "identity_conflict", ev.timestamp, ev.message_id, record))
+        out.effects.append(IdentityConflict(target.person_id, record, ev.timestamp, ev.message_id))
 
     # -- right to be forgotten ---------------------------------------------------------
 

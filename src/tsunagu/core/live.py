@@ -15,6 +15,11 @@ log rebuilds exactly the same state:
   can change, in dependency order (a segment may read another).
 * `tick` re-checks the people whose window edge passed: a person is scheduled for the
   day their oldest in-window event leaves a window, never re-checked otherwise.
+
+What these decide comes back as effects (`core.effects`: entries, exits, timers): an
+evaluation reads the catalog (definitions, indexes, segment sizes, the timer index) and
+changes only the person; `commit` then applies the effects to the sizes and the timer
+index. The engine calls it after each event, definition change, back-fill chunk and tick.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from . import kinds, userdata
 from .computed import Aggregate, Cases, ComputedTrait, aggregate_value, values_at
+from .effects import Effect, SegmentEntered, SegmentExited, TimerSet
 from .errors import InvalidInput
 from .events import Event
 from .kinds import Need
@@ -44,20 +50,9 @@ from .segments import (
     Segment,
 )
 
-__all__ = ["DayCache", "Definition", "Live", "Marker"]
+__all__ = ["DayCache", "Definition", "Live"]
 
 _DAY_MS = 86_400_000
-
-
-@dataclass(slots=True)
-class Marker:
-    """A system entry on a person's timeline (a merge, a conflict, a segment entry)."""
-
-    person_id: str
-    type: str  # "merge" | "identity_conflict" | "segment_enter" | "segment_exit"
-    timestamp: int
-    message_id: str
-    properties: dict[str, Any]
 
 
 @dataclass
@@ -175,7 +170,7 @@ class Live:
 
     def define(
         self, kind: str, name: str, body: dict[str, Any], seq: int, persons: dict[str, Person], now: int
-    ) -> list[Marker]:
+    ) -> list[Effect]:
         form = self.parse(kind, name, body)
         old = self.definitions.get((kind, name))
         if old is not None and old.body == body:
@@ -214,12 +209,12 @@ class Live:
             label = kinds.KINDS[readers[0][0]].label
             raise InvalidInput.for_field("name", f"{name!r} is read by {label} {readers[0][1]!r}; change that first")
 
-    def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Marker]:
+    def undefine(self, kind: str, name: str, persons: dict[str, Person], now: int) -> list[Effect]:
         if (kind, name) not in self.definitions:
             return []
         self.undefine_check(kind, name)
         del self.definitions[(kind, name)]
-        markers: list[Marker] = []
+        markers: list[Effect] = []
         if kind == "segment":
             del self.segments[name]
             self._evaluated.pop(name, None)
@@ -227,9 +222,7 @@ class Live:
             for p in persons.values():
                 if name in p.segments:  # members leave, on their timelines too
                     p.segments = [s for s in p.segments if s != name]
-                    markers.append(
-                        Marker(p.person_id, "segment_exit", now, f"undefine:{now}", {"segment": name, "removed": True})
-                    )
+                    markers.append(SegmentExited(p.person_id, name, now, f"undefine:{now}", removed=True))
         elif kind == "computed_trait":
             del self.computed[name]
         else:
@@ -237,7 +230,7 @@ class Live:
         markers += self._reindex(persons, 0, now)  # what it alone needed is dropped from every person
         return markers
 
-    def _reindex(self, persons: dict[str, Person], seq: int, now: int) -> list[Marker]:
+    def _reindex(self, persons: dict[str, Person], seq: int, now: int) -> list[Effect]:
         """Rebuild the indexes from what every definition needs (its kind says: `needs`);
         a new need gets a back-fill, a need no definition has any more is dropped from every
         person; ready segments get a full pass."""
@@ -396,8 +389,11 @@ class Live:
 
     # -- per event -----------------------------------------------------------------------
 
-    def observe(self, p: Person, ev: Event, traits_changed: bool, is_new: bool, out: list[Marker]) -> None:
-        """Fold one event into the person, then re-evaluate what it can change."""
+    def observe(
+        self, p: Person, ev: Event, traits_changed: bool, is_new: bool, out: list[Effect], now: int | None = None
+    ) -> None:
+        """Fold one event into the person, then re-evaluate what it can change (as of `now`:
+        when it was received, unless said)."""
         typ = ev.type
         name = ev.event
         touched: list[str] = []  # what changed: keys of _segments_by_dep
@@ -485,7 +481,7 @@ class Live:
             if not found:
                 return
             affected = found
-        self.evaluate_person(p, affected, ev.received_at, ev.message_id, out)
+        self.evaluate_person(p, affected, ev.received_at if now is None else now, ev.message_id, out)
 
     @staticmethod
     def _add(p: Person, key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
@@ -524,7 +520,7 @@ class Live:
         today = self.day_of(now)
         return {name: self.computed_value(p, name, today, None) for name in sorted(self.computed)}
 
-    def evaluate_person(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: list[Marker]) -> None:
+    def evaluate_person(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: list[Effect]) -> None:
         """Recompute membership as of `now`, in dependency order; changes go on the timeline."""
         today = self.day_of(now)
         facts = self.facts(p, today)
@@ -547,39 +543,53 @@ class Live:
             now_in = seg.check(facts, today)
             if now_in == inside:
                 continue
-            sizes = self.sizes
             if now_in:
                 facts.segments.add(name)
                 p.segments = [*p.segments, name]
-                sizes[name] = sizes.get(name, 0) + 1
             else:
                 facts.segments.discard(name)
                 p.segments = [s for s in p.segments if s != name]
-                sizes[name] = sizes.get(name, 0) - 1
             for dep in self._dependents.get(name, ()):  # segments that read this one, re-checked after it
                 if dep not in queued:
                     queued.add(dep)
                     bisect.insort(pending, self.segments[dep], lo=i, key=lambda seg: order[seg.name])
-            out.append(
-                Marker(p.person_id, "segment_enter" if now_in else "segment_exit", now, cause, {"segment": name})
-            )
+            out.append((SegmentEntered if now_in else SegmentExited)(p.person_id, name, now, cause))
         # A new event never brings a window edge earlier than one already scheduled, so
         # the (bucket-scanning) edge is only computed when none is.
         # The exact edge (a scan of the person's buckets) at most once a person a day; a
         # later event that day schedules a re-check tomorrow, which finds the exact one.
         if timed and p.person_id not in self.next_check:
-            if self._edge_day != today:  # only today's entries are ever read: memory stays a day's
-                self._edge_checked.clear()
-                self._edge_day = today
-            if self._edge_checked.get(p.person_id) == today:
-                self._schedule(p.person_id, today + 1)
+            if self._edge_day == today and self._edge_checked.get(p.person_id) == today:
+                out.append(TimerSet(p.person_id, today + 1, today))
             else:
-                self._edge_checked[p.person_id] = today
-                if (edge := self._next_edge(p, today)) is not None:
-                    self._schedule(p.person_id, edge)
+                out.append(TimerSet(p.person_id, self._next_edge(p, today), today, exact=True))
 
-    def evaluate_all(self, persons: dict[str, Person], segments: list[Segment], now: int) -> list[Marker]:
-        out: list[Marker] = []
+    def commit(self, effects: Iterable[Effect]) -> None:
+        """Apply what the engine decided to what it keeps across persons: segment sizes
+        move with entries and exits, timers go into the timer index. (The step that
+        decided only read this state; the runtime calls this after it.)"""
+        sizes = self.sizes
+        for e in effects:
+            t = type(e)
+            if t is SegmentEntered:
+                sizes[e.segment] = sizes.get(e.segment, 0) + 1  # type: ignore[union-attr]
+            elif t is SegmentExited:
+                if not e.removed:  # type: ignore[union-attr]  # a removed segment's size went with it
+                    sizes[e.segment] = sizes.get(e.segment, 0) - 1  # type: ignore[union-attr]
+            elif t is TimerSet:
+                assert isinstance(e, TimerSet)
+                if e.day is not None:
+                    self._schedule(e.person_id, e.day)
+                else:
+                    self._clear_timer(e.person_id)
+                if e.exact:
+                    if self._edge_day != e.today:  # only today's entries are ever read: memory stays a day's
+                        self._edge_checked.clear()
+                        self._edge_day = e.today
+                    self._edge_checked[e.person_id] = e.today
+
+    def evaluate_all(self, persons: dict[str, Person], segments: list[Segment], now: int) -> list[Effect]:
+        out: list[Effect] = []
         if not segments:
             return out
         for seg in segments:
@@ -593,7 +603,7 @@ class Live:
     def apply_backfill(
         self, backfill_id: str, rows: list[Any], cursor: str, done: bool, persons: Callable[[str], Person | None],
         all_persons: dict[str, Person], now: int,
-    ) -> list[Marker]:  # fmt: skip
+    ) -> list[Effect]:  # fmt: skip
         """Add a chunk of history counted by SQL: counters [(person, day, n)], computed
         [(person, day, stats)], user data [(person, day, stats)] and, for the person's last
         two sessions, [(person, [session number], stats)]. Persons are the ids the events
@@ -643,6 +653,13 @@ class Live:
         if self.timer_changed is not None:
             self.timer_changed.add(pid)
 
+    def _clear_timer(self, pid: str) -> None:
+        old = self.next_check.pop(pid, None)
+        if old is not None:
+            self.due.get(old, set()).discard(pid)
+            if self.timer_changed is not None:
+                self.timer_changed.add(pid)
+
     def unschedule(self, pid: str) -> None:
         self._edge_checked.pop(pid, None)
         old = self.next_check.pop(pid, None)
@@ -672,22 +689,24 @@ class Live:
         today = self.day_of(now)
         return sum(len(ps) for day, ps in self.due.items() if day <= today)
 
-    def tick(self, now: int, persons: Callable[[str], Person | None]) -> list[Marker]:
+    def tick(self, now: int, persons: Callable[[str], Person | None]) -> list[Effect]:
         """Re-check the persons whose next window edge is today or earlier."""
         today = self.day_of(now)
-        out: list[Marker] = []
+        out: list[Effect] = []
         for day in sorted(d for d in self.due if d <= today):
             for pid in sorted(self.due.pop(day)):
                 self.next_check.pop(pid, None)
+                if self.timer_changed is not None:  # its stored timer is due: it changes or goes
+                    self.timer_changed.add(pid)
                 p = persons(pid)
-                if p is None:
+                if p is None:  # gone since: its timer goes too (the store's row with it)
+                    out.append(TimerSet(pid, None, today))
                     continue
                 self.evaluate_person(p, self._timed, now, f"tick:{now}", out)
-                edge = self._next_edge(p, today)
-                if edge is not None:
-                    self._schedule(p.person_id, edge)
-                else:
-                    self.unschedule(p.person_id)
+                last = out[-1] if out else None
+                if isinstance(last, TimerSet) and last.person_id == pid:  # the exact edge below decides
+                    out.pop()
+                out.append(TimerSet(pid, self._next_edge(p, today), today))
         return out
 
     def _timed_leaf_conditions(self) -> list[Rule]:
@@ -800,7 +819,7 @@ class Live:
             self.sizes = {k: v for k, v in state["sizes"].items() if k in self.segments}
         else:  # a checkpoint from before sizes were kept: count once
             self.sizes = self.count_members(persons)
-        self._reindex(persons, 0, now)  # seq 0: nothing new to back-fill
+        self.commit(self._reindex(persons, 0, now))  # seq 0: nothing new to back-fill
         if timers is None:
             self.reschedule_all(persons, now)
             return

@@ -16,6 +16,7 @@ __all__ = [
     "QUARANTINE_SOURCES",
     "AnalyticsBatch",
     "AnalyticsStore",
+    "Backends",
     "Deduper",
     "EventLog",
     "LogRecord",
@@ -25,6 +26,7 @@ __all__ = [
     "RecordReader",
     "Reject",
     "StateStore",
+    "WorkspaceStores",
 ]
 
 #: where what a workspace could not take comes from (docs/storage.md#the-quarantine)
@@ -334,3 +336,29 @@ class Quarantine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class WorkspaceStores(Protocol):
+    """One workspace's stores, opened together on its directory."""
+
+    log: EventLog
+    state: Any  # a StateStore that is also the PersonStore behind the engine's cache
+    analytics: Any  # an AnalyticsStore (the DuckDB one also lends SQL readers: `reader()`)
+    quarantine: Quarantine
+
+
+class Backends(Protocol):
+    """What opens a workspace's stores: `app.py` picks one (the embedded files today;
+    PostgreSQL, Redis Streams or NATS at scale) and hands it to every workspace runtime,
+    which never names an adapter."""
+
+    name: str
+
+    def deduper(self, directory: Any, window_ms: int) -> Deduper:
+        """The messageId de-duplication for a workspace (it reads the log's id index)."""
+        ...
+
+    def open(self, directory: Any, deduper: Deduper) -> WorkspaceStores:
+        """The workspace's log (writing its ids into `deduper`'s index), state, analytics
+        and quarantine; closing is each store's `close`."""
+        ...
