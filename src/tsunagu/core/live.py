@@ -139,10 +139,14 @@ class Live:
         self._aggs_by_event: dict[str, list[tuple[Any, ...]]] = {}
         #: what can change a segment -> the segments: "c:" a counter was bumped, "a:" a computed
         #: aggregate took a value, "e:" an event of that name came (user data fields)
-        self._segments_by_dep: dict[str, list[Segment]] = {}
-        self._segments_by_trait: list[Segment] = []
-        self._dependents: dict[str, list[str]] = {}  # segment -> segments that read it
+        #: what can change a segment -> the segments (their positions in `_ordered`)
+        self._segments_by_dep: dict[str, list[int]] = {}
+        self._segments_by_trait: list[int] = []
+        self._ordered: list[Segment] = []  # the segments in dependency order
+        self._dependents: dict[int, list[int]] = {}  # segment -> segments that read it
         self._building: set[str] = set()  # segments waiting for a back-fill
+        self._building_at: frozenset[int] = frozenset()
+        self._timed_at: frozenset[int] = frozenset()
         self._timed: list[Segment] = []
         self._timed_names: set[str] = set()
         self._timed_leaves: list[Rule] = []
@@ -288,20 +292,25 @@ class Live:
                 if a.event == event or (a in star and event not in VIEWS)
             ]
         self._aggs_by_event = aggs
+        # Segments are evaluated by their position in dependency order (ints sort and
+        # compare faster than segments keyed by name, on every event).
+        self._ordered = list(self.segments.values())
+        order = self._order_index = {name: i for i, name in enumerate(self.segments)}
         self._building = {n for n in self.segments if self._needs_backfill(self.segments[n])}
-        seg_by_dep: dict[str, list[Segment]] = {}
+        self._building_at = frozenset(order[n] for n in self._building)
+        seg_by_dep: dict[str, list[int]] = {}
         self._dependents = {}
-        for seg in self.segments.values():
+        for i, seg in enumerate(self._ordered):
             for dep in self._deps_of(seg):
-                seg_by_dep.setdefault(dep, []).append(seg)
+                seg_by_dep.setdefault(dep, []).append(i)
             for other in seg.segments:
-                self._dependents.setdefault(other, []).append(seg.name)
+                self._dependents.setdefault(order[other], []).append(i)
         self._segments_by_dep = seg_by_dep
-        self._segments_by_trait = [s for s in self.segments.values() if s.traits or self._reads_cases(s)]
+        self._segments_by_trait = [i for i, s in enumerate(self._ordered) if s.traits or self._reads_cases(s)]
         self._timed = [s for s in self.segments.values() if self._is_timed(s)]
         self._timed_names = {s.name for s in self._timed}
+        self._timed_at = frozenset(order[s.name] for s in self._timed)
         self._timed_leaves = self._timed_leaf_conditions()
-        self._order_index = {name: i for i, name in enumerate(self.segments)}
         # Segments that are new, changed, or whose back-fill just finished get a full pass.
         ready = [
             seg for name, seg in self.segments.items()
@@ -467,21 +476,21 @@ class Live:
         if not self.segments:
             return
         if is_new:
-            affected: Iterable[Segment] = self.segments.values()
+            affected: Iterable[int] = range(len(self._ordered))
         else:
             # only the segments something this event changed can change
             by_dep = self._segments_by_dep
-            found: list[Segment] = []
+            found: set[int] = set()
             for key in touched:
-                segs = by_dep.get(key)
-                if segs:
-                    found += [s for s in segs if s not in found] if found else segs
+                at = by_dep.get(key)
+                if at:
+                    found.update(at)
             if traits_changed:
-                found += [s for s in self._segments_by_trait if s not in found]
+                found.update(self._segments_by_trait)
             if not found:
                 return
             affected = found
-        self.evaluate_person(p, affected, ev.received_at if now is None else now, ev.message_id, out)
+        self._evaluate(p, affected, ev.received_at if now is None else now, ev.message_id, out)
 
     @staticmethod
     def _add(p: Person, key: str, day: int, session: int, ts: int, mid: str, value: Any) -> None:
@@ -522,23 +531,30 @@ class Live:
 
     def evaluate_person(self, p: Person, segments: Iterable[Segment], now: int, cause: str, out: list[Effect]) -> None:
         """Recompute membership as of `now`, in dependency order; changes go on the timeline."""
+        order = self._order_index
+        self._evaluate(p, [order[seg.name] for seg in segments], now, cause, out)
+
+    def _evaluate(self, p: Person, at: Iterable[int], now: int, cause: str, out: list[Effect]) -> None:
+        """`evaluate_person` for the segments at these positions of `_ordered`."""
         today = self.day_of(now)
         facts = self.facts(p, today)
-        order = self._order_index
-        pending = sorted(segments, key=lambda seg: order[seg.name])  # dependency order
-        queued = {seg.name for seg in pending}
-        building = self._building
-        timed_names = self._timed_names
+        ordered = self._ordered
+        pending = sorted(at)  # dependency order
+        queued = set(pending)
+        building = self._building_at
+        timed_at = self._timed_at
+        dependents = self._dependents
         timed = False
         i = 0
         while i < len(pending):
-            seg = pending[i]
+            j = pending[i]
             i += 1
-            name = seg.name
-            if name in building:
+            if j in building:
                 continue
-            if name in timed_names:
+            if j in timed_at:
                 timed = True
+            seg = ordered[j]
+            name = seg.name
             inside = name in facts.segments
             now_in = seg.check(facts, today)
             if now_in == inside:
@@ -549,10 +565,10 @@ class Live:
             else:
                 facts.segments.discard(name)
                 p.segments = [s for s in p.segments if s != name]
-            for dep in self._dependents.get(name, ()):  # segments that read this one, re-checked after it
+            for dep in dependents.get(j, ()):  # segments that read this one, re-checked after it
                 if dep not in queued:
                     queued.add(dep)
-                    bisect.insort(pending, self.segments[dep], lo=i, key=lambda seg: order[seg.name])
+                    bisect.insort(pending, dep, lo=i)
             out.append((SegmentEntered if now_in else SegmentExited)(p.person_id, name, now, cause))
         # A new event never brings a window edge earlier than one already scheduled, so
         # the (bucket-scanning) edge is only computed when none is.
