@@ -95,3 +95,35 @@ def test_forget_removes_the_conflict_entries_on_other_timelines_that_name_the_pe
         await pipe.close()
 
     asyncio.run(scenario())
+
+
+def test_forget_drops_the_conflict_records_others_keep_finding_them_in_the_timeline(tmp_path: Path) -> None:
+    """The persons holding a conflict that names the forgotten one come from their
+    timelines, not from a pass over every person (30 others here, none looked at)."""
+
+    def everyone() -> None:
+        raise AssertionError("forget looked at every person")
+
+    async def scenario() -> None:
+        pipe = await _open(tmp_path)
+        crowd = [ev(f"c{i}", "identify", uid=f"C{i}", aid=f"a{i}") for i in range(30)]
+        await pipe.submit([*crowd, ev("1", "identify", uid="U1", aid="A"), ev("2", "identify", uid="U2", aid="A")], NOW)
+        await pipe.checkpoint()
+        u1, u2 = (pipe.engine.lookup("user_id", u) for u in ("U1", "U2"))
+        assert u1 is not None and u2 is not None
+        holder, gone = (u1, u2) if u1.conflicts else (u2, u1)
+        assert holder.conflicts and not gone.conflicts
+        pipe.engine.persons.values = everyone  # type: ignore[method-assign]
+        await pipe.forget(gone.person_id, NOW)
+        del pipe.engine.persons.values
+        kept = pipe.engine.get(holder.person_id)
+        assert kept is not None and kept.conflicts == []
+        _crash(pipe)
+
+        pipe = await _open(tmp_path)
+        again = pipe.engine.get(holder.person_id)
+        assert again is not None and again.conflicts == []
+        assert pipe.engine.get(gone.person_id) is None
+        await pipe.close()
+
+    asyncio.run(scenario())

@@ -55,6 +55,14 @@ DEFAULT_PERSON_CACHE = 100_000
 
 log = logging.getLogger("tsunagu.pipeline")
 
+#: the persons whose timeline holds an identity conflict naming one of the ids (first
+#: parameter) or unique identifier values (second): those whose records a forget changes
+CONFLICT_HOLDERS = (
+    "SELECT DISTINCT person_id FROM events WHERE type = 'identity_conflict' AND ("
+    " list_contains(?::VARCHAR[], json_extract_string(properties, '$.person_id'))"
+    " OR list_has_any(?::VARCHAR[], CAST(json_extract(properties, '$.values') AS VARCHAR[])))"
+)
+
 _encoder = msgspec.msgpack.Encoder()
 _encoder_json = msgspec.json.Encoder().encode
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
@@ -381,8 +389,9 @@ class WorkspacePipeline:
         """Apply a control record to the engine (live, or replaying the log)."""
         engine = self.engine
         if kind == "forget":
+            holders = body.get("holders")  # absent in records written before it was kept
             for pid in body["person_ids"]:
-                engine.forget(pid)
+                engine.forget(pid, holders)
             return None
         if kind == "define":
             return engine.define(body["kind"], body["name"], body["body"], seq, body["now"])
@@ -997,9 +1006,14 @@ class WorkspacePipeline:
         rows = await asyncio.to_thread(
             self.analytics.query, "SELECT seq, message_id FROM events WHERE list_contains(?, person_id)", [ids]
         )
+        unique = self.config.unique_identifiers
+        values = sorted({v for t, vs in person.identifiers.items() if t in unique for v in vs})
+        # Who else keeps a conflict naming them: their timelines say (no pass over every person).
+        found = await asyncio.to_thread(self.analytics.query, CONFLICT_HOLDERS, [ids, values])
+        holders = sorted({pid for (pid,) in found} - set(ids))
         # The forget record goes into the log: a replay after a crash at any point below
         # deletes the person again.
-        forgotten = self.engine.forget(person.person_id)
+        forgotten = self.engine.forget(person.person_id, holders)
         identifiers = forgotten.identifiers if forgotten else []
         self.applied_seq += 1
         seq = self.applied_seq
@@ -1010,10 +1024,7 @@ class WorkspacePipeline:
         def done(result: LogRecord | BaseException) -> None:
             self._completed(result, seq, 0, 0, fut)
 
-        values = sorted(
-            {k.partition(":")[2] for k in identifiers if k.partition(":")[0] in self.config.unique_identifiers}
-        )
-        body = _encoder.encode({"person_ids": ids, "values": values})
+        body = _encoder.encode({"person_ids": ids, "values": values, "holders": holders})
         self._append(seq, "forget", now, body, b"", b"", done)
         await fut
         await self.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,22 @@ def test_forget_also_drops_other_peoples_conflict_records_that_name_the_person()
     assert u1 and u2 and u2.conflicts
     engine.forget(u1.person_id)
     assert u2.conflicts == []
+
+
+def test_forget_with_the_holders_named_is_forget_looking_at_everyone() -> None:
+    def build() -> Engine:
+        engine = Engine()
+        engine.apply([ev(f"c{i}", "identify", uid=f"C{i}", aid=f"a{i}", ts=i) for i in range(5)])
+        engine.apply([ev("1", "identify", uid="U1", aid="A", ts=10), ev("2", "identify", uid="U2", aid="A", ts=11)])
+        return engine
+
+    everyone, named = build(), build()
+    u2 = everyone.lookup("user_id", "U2")
+    holders = [p.person_id for p in named.persons.values() if p.conflicts]
+    assert u2 is not None and holders
+    everyone.forget(u2.person_id)
+    named.forget(u2.person_id, holders)
+    assert msgspec.json.encode(sorted(everyone.persons.values(), key=lambda p: p.person_id)) == msgspec.json.encode(
+        sorted(named.persons.values(), key=lambda p: p.person_id)
+    )
+    assert not any(p.conflicts for p in named.persons.values())

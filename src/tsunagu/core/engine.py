@@ -379,7 +379,11 @@ class Engine:
 
     # -- right to be forgotten ---------------------------------------------------------
 
-    def forget(self, person_id: str) -> Forgotten | None:
+    def forget(self, person_id: str, holders: Iterable[str] | None = None) -> Forgotten | None:
+        """Remove a person (and their merged ids) and their identifiers; other persons'
+        conflict records that name them go too. `holders`: the persons that may hold such
+        records (the runtime finds them in the timeline), so no pass over everyone is made;
+        None: look at every person."""
         person = self.get(person_id)
         if person is None:
             return None
@@ -399,7 +403,12 @@ class Engine:
         # Other people's conflict records name the forgotten person's ids: drop those too.
         gone_ids = set(ids)
         gone_values = {v for t, vs in person.identifiers.items() if t in self._unique for v in vs}
-        for other in self.persons.values():
+        if holders is None:
+            others: Iterable[Person] = self.persons.values()
+        else:
+            found = (self.get(c) for pid in holders if (c := self.canonical(pid)) is not None)
+            others = [p for p in found if p is not None]
+        for other in others:
             if other.conflicts:
                 kept = [
                     c
