@@ -65,10 +65,17 @@ async def _state(pipe: WorkspacePipeline) -> dict[str, Any]:
         }
     sizes = {k: n for k, n in pipe.engine.live.sizes.items() if n}
     assert sizes == pipe.engine.live.count_members(pipe.engine.persons)  # kept, not counted, yet equal
+    members = {name: pipe.segment_members(name, "", 1_000_000) for name in SEGMENTS}
+    assert members == _members_by_scan(pipe)  # the member index, read back, is the live memberships
     keys = sorted(pipe.engine.index.items())
     aliases = sorted(pipe.engine.aliases.items())
     timers = dict(pipe.engine.live.next_check)
-    return {"persons": out, "index": keys, "aliases": aliases, "timers": timers, "sizes": sizes}
+    return {"persons": out, "index": keys, "aliases": aliases, "timers": timers, "sizes": sizes, "members": members}
+
+
+def _members_by_scan(pipe: WorkspacePipeline) -> dict[str, list[str]]:
+    persons = sorted(pipe.engine.persons.values(), key=lambda p: p.person_id)
+    return {name: [p.person_id for p in persons if name in p.segments] for name in SEGMENTS}
 
 
 step = st.tuples(
@@ -90,6 +97,8 @@ async def _run(path: Path, cache: int, steps: list[tuple[str, int, int | None, i
         props = {"revenue": revenue, "rank": f"r{revenue % 3}"} if kind == "buy" or kind == "identify" else {}
         e = ev(f"m{i}", typ, kind, f"U{uid}" if uid is not None else None, f"A{aid}", ts, props)
         await pipe.submit([e], ts)
+        if i % 4 == 1:  # between checkpoints: the index as of the last one, and what changed since
+            assert {n: pipe.segment_members(n, "", 1_000_000) for n in SEGMENTS} == _members_by_scan(pipe)
         if cache and i % 3 == 2:
             await pipe.checkpoint()  # the unchanged persons leave memory
         if crash_at == i:

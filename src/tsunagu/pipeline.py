@@ -197,6 +197,8 @@ class WorkspacePipeline:
         ] = collections.deque()
         self._drain_scheduled = False
         self._checkpoint_lock = asyncio.Lock()
+        #: member index changes handed to a checkpoint that is not committed yet
+        self._members_saving: tuple[dict[str, list[str] | None], set[str]] = ({}, set())
         self._definitions_lock = asyncio.Lock()
         self._last_checkpoint_seq = 0
         self.stats = {"accepted": 0, "duplicates": 0, "replayed": 0}
@@ -460,6 +462,28 @@ class WorkspacePipeline:
         total = self._backfill_totals.get(b.id)
         done = self._backfill_done.get(b.id, 0)
         return {"id": b.id, "persons_done": done, "persons_total": total, "rows": b.rows}
+
+    def segment_members(self, name: str, after: str = "", limit: int = 1000) -> list[str]:
+        """Up to `limit` member ids of a segment after `after`, in id order, without a pass
+        over every person: the store's member index as of its last checkpoint, with the
+        persons whose memberships changed since read from memory."""
+        engine = self.engine
+        store = self._state
+        changed = engine.live.members_changed
+        if store is None or changed is None or not hasattr(store, "members"):  # no index: every person
+            ids = sorted(pid for pid, p in engine.persons.items() if name in p.segments and pid > after)
+            return ids[:limit]
+        saving, saving_dropped = self._members_saving
+        overlay = changed | saving.keys()
+        out: list[str] = []
+        if name not in engine.live.segments_dropped and name not in saving_dropped:
+            stored = store.members(name, after, limit + len(overlay))
+            out = [pid for pid in stored if pid not in overlay]
+        for pid in overlay:
+            if pid > after and (p := engine.persons.get(pid)) is not None and name in p.segments:
+                out.append(pid)
+        out.sort()
+        return out[:limit]
 
     def segment_size(self, name: str) -> int:
         return self.engine.live.sizes.get(name, 0)
@@ -895,6 +919,8 @@ class WorkspacePipeline:
             keys = index.changes() if isinstance(index, KeyMap) else {}
             merged = aliases.changes() if isinstance(aliases, KeyMap) else {}
             timers = engine.live.timer_changes()
+            members, dropped = engine.member_changes()
+            self._members_saving = (members, set(dropped))
             written = [pid for pid, _ in blobs]
             cache = engine.persons if isinstance(engine.persons, Persons) else None
             if cache is not None:
@@ -904,7 +930,9 @@ class WorkspacePipeline:
             try:
                 await self._until_committed(seq)  # never checkpoint an event the log may not hold
                 assert self._state is not None
-                await asyncio.to_thread(self._state.save, seq, blobs, removed, meta, keys, merged, timers)
+                await asyncio.to_thread(
+                    self._state.save, seq, blobs, removed, meta, keys, merged, timers, members, dropped
+                )
             except BaseException:
                 # Not written: all of it goes with the next checkpoint (whose seq is later).
                 engine.dirty_state.update(written)
@@ -917,7 +945,11 @@ class WorkspacePipeline:
                     aliases.restore(merged)
                 if engine.live.timer_changed is not None:
                     engine.live.timer_changed.update(timers)
+                engine.members_moved(*members)
+                engine.live.segments_dropped.update(dropped)
+                self._members_saving = ({}, set())
                 raise
+            self._members_saving = ({}, set())
             self._last_checkpoint_seq = seq
             if cache is not None:
                 cache.committed(written, removed)

@@ -12,7 +12,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -60,9 +60,16 @@ def require_segment(pipe: WorkspacePipeline, name: str, field: str = "name") -> 
         raise NotFound.for_field(field, f"no segment {name!r} in this workspace")
 
 
-def _members(pipe: WorkspacePipeline, name: str) -> list[str]:
-    """The live members' person ids, sorted (a stable order to page through)."""
-    return sorted(pid for pid, p in pipe.engine.persons.items() if name in p.segments)
+def _members(pipe: WorkspacePipeline, name: str, page: int = 10_000) -> Iterator[str]:
+    """The live members' person ids in id order (a stable order to page through), read
+    from the member index a page at a time (never a pass over every person)."""
+    after = ""
+    while True:
+        ids = pipe.segment_members(name, after, page)
+        yield from ids
+        if len(ids) < page:
+            return
+        after = ids[-1]
 
 
 def _midnight(d: date, zone: ZoneInfo) -> int:
@@ -153,12 +160,19 @@ def overlap(pipe: WorkspacePipeline, a: str, b: str) -> dict[str, Any]:
     require_segment(pipe, a, "a")
     require_segment(pipe, b, "b")
     in_a = in_b = both = 0
-    for p in pipe.engine.persons.values():
-        segs = p.segments
-        x, y = a in segs, b in segs
-        in_a += x
-        in_b += y
-        both += x and y
+    # both member lists come in id order: one merge of the two, nothing held
+    xs, ys = _members(pipe, a), _members(pipe, b)
+    x, y = next(xs, None), next(ys, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x < y):
+            in_a += 1
+            x = next(xs, None)
+        elif x is None or y < x:
+            in_b += 1
+            y = next(ys, None)
+        else:
+            in_a, in_b, both = in_a + 1, in_b + 1, both + 1
+            x, y = next(xs, None), next(ys, None)
     union = in_a + in_b - both
     return {
         "a": in_a,
@@ -183,7 +197,7 @@ async def members_page(
 ) -> tuple[list[tuple[Person, int | None]], str | None]:
     """Members in person id order after `after`, with when they entered; and the next cursor."""
     require_segment(pipe, name)
-    ids = [pid for pid in _members(pipe, name) if after is None or pid > after]
+    ids = pipe.segment_members(name, after or "", limit + 1)
     page, more = ids[:limit], len(ids) > limit
     await pipe.flush()
     entered = await _entered_at(pipe, name, page)
@@ -233,7 +247,7 @@ def members_csv(
         return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
     async def rows() -> AsyncIterator[bytes]:
-        ids = _members(pipe, name)
+        ids = list(_members(pipe, name))  # taken once: the download is of the members now
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")  # RFC 4180 line ends, quotes where needed
         buf.write("\ufeff")

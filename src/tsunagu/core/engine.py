@@ -93,6 +93,7 @@ class Engine:
         self.aliases: dict[str, str] = KeyMap(store.alias if store else None, store.aliases if store else None, cache)  # type: ignore[assignment]
         persons = self.persons
         self.live.timer_changed = set() if store is not None else None
+        self.live.members_changed = set() if store is not None else None
         if isinstance(persons, Persons):
             dirty, dirty_state = self.dirty, self.dirty_state
             persons.pinned = lambda pid: pid in dirty or pid in dirty_state
@@ -233,6 +234,27 @@ class Engine:
         self._committed(out)
         return out
 
+    def members_moved(self, *person_ids: str) -> None:
+        """These persons' memberships changed other than by an entry or exit (a merge, a
+        forget, a repair): the member index rewrites them."""
+        if self.live.members_changed is not None:
+            self.live.members_changed.update(person_ids)
+
+    def member_changes(self) -> tuple[dict[str, list[str] | None], list[str]]:
+        """For a checkpoint: each changed person's segments now (None: gone), and the
+        segments deleted since the last call."""
+        live = self.live
+        if live.members_changed is None:
+            return {}, []
+        out: dict[str, list[str] | None] = {}
+        for pid in live.members_changed:
+            p = self.persons.get(pid)
+            out[pid] = sorted(p.segments) if p is not None else None
+        live.members_changed.clear()
+        dropped = sorted(live.segments_dropped)
+        live.segments_dropped.clear()
+        return out, dropped
+
     def _committed(self, out: Applied) -> None:
         """Apply a change's effects: sizes and timers, and the persons it changed are dirty."""
         self.live.commit(out.effects)
@@ -342,6 +364,7 @@ class Engine:
         self.removed.add(loser.person_id)
         out.merged.append((loser.person_id, survivor.person_id))
         self.live.unschedule(loser.person_id)
+        self.members_moved(loser.person_id, survivor.person_id)
         if self.segments:
             self.live.joined(set(survivor.segments) & set(loser.segments), -1)  # one person now
             survivor.segments = sorted(set(survivor.segments) | set(loser.segments))
@@ -392,6 +415,7 @@ class Engine:
             if self.index.get(key) == person.person_id:
                 del self.index[key]
         ids = person.all_ids()
+        self.members_moved(*ids)
         for pid in ids:
             self.live.unschedule(pid)
             self.aliases.pop(pid, None)

@@ -162,6 +162,10 @@ class Live:
         self.sizes: dict[str, int] = {}
         #: persons whose timer changed since the last checkpoint (None: not tracked)
         self.timer_changed: set[str] | None = None
+        #: persons whose memberships changed since the last checkpoint, and segments
+        #: deleted since (the person store's member index follows; None: not tracked)
+        self.members_changed: set[str] | None = None
+        self.segments_dropped: set[str] = set()
 
     # -- definitions ---------------------------------------------------------------------
 
@@ -223,6 +227,8 @@ class Live:
             del self.segments[name]
             self._evaluated.pop(name, None)
             self.sizes.pop(name, None)
+            if self.members_changed is not None:
+                self.segments_dropped.add(name)
             for p in persons.values():
                 if name in p.segments:  # members leave, on their timelines too
                     p.segments = [s for s in p.segments if s != name]
@@ -589,9 +595,13 @@ class Live:
             t = type(e)
             if t is SegmentEntered:
                 sizes[e.segment] = sizes.get(e.segment, 0) + 1  # type: ignore[union-attr]
+                if self.members_changed is not None:
+                    self.members_changed.add(e.person_id)
             elif t is SegmentExited:
                 if not e.removed:  # type: ignore[union-attr]  # a removed segment's size went with it
                     sizes[e.segment] = sizes.get(e.segment, 0) - 1  # type: ignore[union-attr]
+                    if self.members_changed is not None:
+                        self.members_changed.add(e.person_id)
             elif t is TimerSet:
                 assert isinstance(e, TimerSet)
                 if e.day is not None:

@@ -157,11 +157,15 @@ class StateStore(Protocol):
         keys: Mapping[str, str | None] | None = None,
         aliases: Mapping[str, str | None] | None = None,
         timers: Mapping[str, int | None] | None = None,
+        members: Mapping[str, Sequence[str] | None] | None = None,
+        dropped_segments: Sequence[str] = (),
     ) -> None:
         """One checkpoint. `persons` are (person id, row) to write, `removed` person ids to
         delete; `meta` (msgpack of a dict) replaces the previous meta unless empty; in
         `keys` (identifier key -> person id), `aliases` (merged person id -> survivor)
-        and `timers` (person id -> day), None deletes the entry."""
+        and `timers` (person id -> day), None deletes the entry. `members` gives persons'
+        segments now (their member rows are rewritten; None: none), and
+        `dropped_segments` segments whose rows all go (first); removed persons' rows go."""
         ...
 
     def clear(self) -> None:
@@ -197,6 +201,10 @@ class PersonStore(Protocol):
         ...
 
     def aliases(self) -> Iterator[tuple[str, str]]: ...
+
+    def members(self, segment: str, after: str, limit: int) -> list[str]:
+        """Up to `limit` ids of the segment's members with an id after `after`, in id order."""
+        ...
 
     def timers(self) -> Iterator[tuple[str, int]]: ...
 

@@ -229,6 +229,7 @@ def repair(
 
 def _copy_back(engine: Engine, scratch: Engine, suspects: set[str]) -> None:
     rebuilt: dict[str, Person] = dict(dict.items(scratch.persons))
+    engine.members_moved(*suspects, *rebuilt)
     for pid in suspects:
         gone = engine.persons.pop(pid, None)
         if gone is not None:

@@ -5,6 +5,12 @@ aliases of merged persons and the window-edge timers. Only what changed since th
 previous checkpoint is written, with the log seq the state covers, in one transaction;
 the engine reads persons, keys and aliases back on demand (`core.store`), and a restart
 replays only the log after the checkpoint.
+
+The member index (`member`: segment, person id) answers a segment's members in id order
+without reading every person (reports, overlap, CSV). A checkpoint rewrites the rows of
+the persons whose memberships changed and drops deleted segments' rows, in the same
+transaction as the persons. A store written before the index was kept fills it once at
+open from the persons' rows (`meta.members`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,18 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ident (key TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alias (person_id TEXT PRIMARY KEY, survivor TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS timer (person_id TEXT PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS member (segment TEXT, person_id TEXT, PRIMARY KEY (segment, person_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS member_by_person ON member (person_id);
 """
+
+
+class _Memberships(msgspec.Struct):
+    """The one field of a stored person the member index needs (the rest is skipped)."""
+
+    segments: list[str] = []
+
+
+_memberships = msgspec.msgpack.Decoder(_Memberships)
 
 
 class SqliteStateStore:
@@ -39,6 +56,34 @@ class SqliteStateStore:
         # is written from a thread (one sqlite3 connection must not serve two at once).
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader_lock = threading.Lock()
+        self._fill_members()
+
+    def _fill_members(self) -> None:
+        """A store from before the member index: fill it from the persons' rows, once."""
+        con = self._con
+        if con.execute("SELECT 1 FROM meta WHERE key = 'members'").fetchone():
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("DELETE FROM member")
+            rows = con.execute("SELECT person_id, body FROM persons")
+            while batch := rows.fetchmany(10_000):
+                pairs = [(seg, pid) for pid, body in batch for seg in _memberships.decode(body).segments]
+                con.executemany("INSERT OR IGNORE INTO member (segment, person_id) VALUES (?, ?)", pairs)
+            con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('members', 1)")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def members(self, segment: str, after: str, limit: int) -> list[str]:
+        """Up to `limit` person ids in `segment` after `after`, in id order (as of the last checkpoint)."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT person_id FROM member WHERE segment = ? AND person_id > ? ORDER BY person_id LIMIT ?",
+                (segment, after, limit),
+            ).fetchall()
+        return [pid for (pid,) in rows]
 
     def read_persons(self, person_ids: Sequence[str]) -> tuple[int, dict[str, Any], list[bytes]]:
         """Some persons' rows with the seq and meta they belong to, from one snapshot."""
@@ -133,6 +178,8 @@ class SqliteStateStore:
         keys: Mapping[str, str | None] | None = None,
         aliases: Mapping[str, str | None] | None = None,
         timers: Mapping[str, int | None] | None = None,
+        members: Mapping[str, Sequence[str] | None] | None = None,
+        dropped_segments: Sequence[str] = (),
     ) -> None:
         """One checkpoint: changed persons, removed ones, and the index, alias and timer
         changes (None: deleted), all as of `applied_seq`, in one transaction."""
@@ -151,6 +198,14 @@ class SqliteStateStore:
                     con.executemany(f"DELETE FROM {table} WHERE {col} = ?", gone)
                 kept = [(k, v) for k, v in changes.items() if v is not None]
                 con.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", kept)
+            if dropped_segments:
+                con.executemany("DELETE FROM member WHERE segment = ?", [(s,) for s in dropped_segments])
+            gone = [(pid,) for pid in (*removed, *(members or ()))]
+            if gone:  # a person's rows are rewritten whole: removed persons' go
+                con.executemany("DELETE FROM member WHERE person_id = ?", gone)
+            if members:
+                rows = [(seg, pid) for pid, segs in members.items() if segs for seg in segs]
+                con.executemany("INSERT OR IGNORE INTO member (segment, person_id) VALUES (?, ?)", rows)
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('applied_seq', ?)", (applied_seq,))
             if meta:
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)", (meta,))
@@ -167,8 +222,9 @@ class SqliteStateStore:
         """Forget every person (a checkpoint of an older shape: the log rebuilds them)."""
         con = self._con
         con.execute("BEGIN IMMEDIATE")
-        for table in ("persons", "ident", "alias", "timer", "meta"):
+        for table in ("persons", "ident", "alias", "timer", "member"):
             con.execute(f"DELETE FROM {table}")
+        con.execute("DELETE FROM meta WHERE key != 'members'")  # the (empty) index is current
         con.execute("COMMIT")
 
     def close(self) -> None:
