@@ -111,3 +111,48 @@ def test_stepping_and_committing_is_what_the_engine_does(stream: list[tuple[str,
     assert msgspec.json.encode(p) == msgspec.json.encode(q)
     assert by_hand.live.sizes == by_engine.live.sizes
     assert by_hand.live.next_check == by_engine.live.next_check
+
+
+def test_an_event_that_brings_an_earlier_window_edge_than_the_scheduled_one_is_rechecked_then() -> None:
+    engine = Engine()
+    engine.define("segment", "month", {"rule": {"did": "x", "within_days": 30}}, seq=1, now=NOW)
+    engine.define("segment", "two_days", {"rule": {"did": "y", "within_days": 2}}, seq=2, now=NOW)
+    engine.apply([_ev("1", "track", "x", NOW)])  # a timer for day 30
+    engine.apply([_ev("2", "track", "y", NOW + 10 * DAY)])  # its window ends on day 12
+    p = engine.lookup("user_id", "U1")
+    assert p is not None and p.segments == ["month", "two_days"]
+    engine.tick(NOW + 11 * DAY)
+    assert p.segments == ["month", "two_days"]
+    engine.tick(NOW + 12 * DAY)
+    assert p.segments == ["month"]
+
+
+WINDOWS = {"w1": 1, "w2": 2, "w5": 5, "w30": 30}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["x", "y"]), st.integers(0, 40), st.integers(0, 3)), min_size=1, max_size=20))
+def test_ticking_every_day_keeps_time_based_memberships_what_the_events_say(
+    stream: list[tuple[str, int, int]],
+) -> None:
+    """Day by day, the memberships the timer keeps are what the events say: in `e_wN`
+    while an `e` happened in the last N calendar days (today included)."""
+    rules = {f"{e}_{name}": {"did": e, "within_days": days} for name, days in WINDOWS.items() for e in ("x", "y")}
+    events = sorted(((day, hour, e) for e, day, hour in stream), key=lambda t: (t[0], t[1]))
+    live = Engine()
+    for seq, (name, rule) in enumerate(rules.items(), 1):
+        live.define("segment", name, {"rule": rule}, seq=seq, now=NOW)
+    day_of = live.live.day_of
+    seen: list[tuple[int, str]] = []  # (calendar day, event)
+    for day in range(0, 45):
+        for n, (_, hour, e) in enumerate(x for x in events if x[0] == day):
+            ts = NOW + day * DAY + hour * 3_600_000
+            live.apply([_ev(f"{day}-{n}", "track", e, ts)])
+            seen.append((day_of(ts), e))
+        at = NOW + (day + 1) * DAY - 1  # the end of the day, after its events and its tick
+        live.tick(at)
+        today = day_of(at)
+        want = sorted(f"{e}_{name}" for name, days in WINDOWS.items() for e in ("x", "y")
+                      if any(ev == e and today - days < d <= today for d, ev in seen))  # fmt: skip
+        p = live.lookup("user_id", "U1")
+        assert sorted(p.segments if p else []) == want, (day, today)

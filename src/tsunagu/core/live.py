@@ -576,15 +576,19 @@ class Live:
                     queued.add(dep)
                     bisect.insort(pending, dep, lo=i)
             out.append((SegmentEntered if now_in else SegmentExited)(p.person_id, name, now, cause))
-        # A new event never brings a window edge earlier than one already scheduled, so
-        # the (bucket-scanning) edge is only computed when none is.
-        # The exact edge (a scan of the person's buckets) at most once a person a day; a
-        # later event that day schedules a re-check tomorrow, which finds the exact one.
-        if timed and p.person_id not in self.next_check:
-            if self._edge_day == today and self._edge_checked.get(p.person_id) == today:
-                out.append(TimerSet(p.person_id, today + 1, today))
+        # An event can bring a window edge earlier than the one scheduled (a buy today in
+        # a 2-day window, with a 30-day window's edge pending), so the exact edge (a scan
+        # of the person's buckets) is worked out on the first evaluation of the day; a
+        # later one that day asks for a re-check tomorrow at the latest (no edge an event
+        # of today brings can come sooner), which works out the exact one again.
+        if timed:
+            pid = p.person_id
+            if self._edge_day == today and self._edge_checked.get(pid) == today:
+                scheduled = self.next_check.get(pid)
+                if scheduled is None or scheduled > today + 1:
+                    out.append(TimerSet(pid, today + 1, today))
             else:
-                out.append(TimerSet(p.person_id, self._next_edge(p, today), today, exact=True))
+                out.append(TimerSet(pid, self._next_edge(p, today), today, exact=True))
 
     def commit(self, effects: Iterable[Effect]) -> None:
         """Apply what the engine decided to what it keeps across persons: segment sizes
