@@ -69,7 +69,8 @@ async def _state(pipe: WorkspacePipeline) -> dict[str, Any]:
     assert members == _members_by_scan(pipe)  # the member index, read back, is the live memberships
     keys = sorted(pipe.engine.index.items())
     aliases = sorted(pipe.engine.aliases.items())
-    timers = dict(pipe.engine.live.next_check)
+    # the timers in the store's index, and what memory has newer (a checkpoint came last)
+    timers = dict(pipe._state.timers()) | dict(pipe.engine.live.next_check)
     return {"persons": out, "index": keys, "aliases": aliases, "timers": timers, "sizes": sizes, "members": members}
 
 
@@ -203,6 +204,33 @@ def test_a_crash_with_most_persons_on_disk_loses_nothing(tmp_path: Path) -> None
             assert (p.segments == []) and p.person_id in pipe.engine.persons
         assert len(pipe.engine.persons) == 200
         assert (await pipe.submit([ev("b0", "track", "view", "U0", None, NOW + 1, {})], NOW)).duplicates == 1
+        await pipe.close()
+
+    asyncio.run(scenario())
+
+
+def test_timers_wait_in_the_store_and_come_due_from_it_after_a_restart(tmp_path: Path) -> None:
+    """Memory holds only the timers changed since the last checkpoint: the rest are read
+    from the store's timer index when they come due, also after a restart."""
+
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 3)
+        await pipe.define("segment", "recent_buyers", SEGMENTS["recent_buyers"], NOW)
+        await pipe.submit([ev(f"b{i}", "track", "buy", f"U{i}", None, NOW, {"revenue": 1}) for i in range(10)], NOW)
+        assert len(pipe.engine.live.next_check) == 10  # changed since the checkpoint: in memory
+        await pipe.checkpoint()
+        assert pipe.engine.live.next_check == {} and pipe.engine.live.due == {}
+        assert len(pipe._state.timers_due(10**9)) == 10
+        _crash(pipe)
+
+        pipe = await _open(tmp_path, 3, NOW + DAY)
+        assert pipe.engine.live.next_check == {}  # not loaded at open
+        assert pipe.segment_size("recent_buyers") == 10
+        assert await pipe.tick(NOW + 4 * DAY) == 10  # every member leaves, read from disk when due
+        assert pipe.segment_size("recent_buyers") == 0
+        assert pipe.segment_members("recent_buyers") == []
+        await pipe.checkpoint()
+        assert pipe._state.timers_due(10**9) == []
         await pipe.close()
 
     asyncio.run(scenario())

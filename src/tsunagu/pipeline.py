@@ -350,7 +350,8 @@ class WorkspacePipeline:
         # Persons stay in the store until they are needed: only the log tail is replayed.
         self.engine.attach(self._state, self.person_cache)
         if meta.get("live"):
-            self.engine.live.load_state(meta["live"], self.engine.persons, now, timers=self._state.timers())
+            # the timers stay in the store's index (tick reads the due ones), not in memory
+            self.engine.live.load_state(meta["live"], self.engine.persons, now, timers=())
         self.engine.dirty.clear()
         self.engine.removed.clear()
         self._last_checkpoint_seq = seq = ckpt_seq
@@ -943,13 +944,13 @@ class WorkspacePipeline:
                     index.restore(keys)
                 if isinstance(aliases, KeyMap):
                     aliases.restore(merged)
-                if engine.live.timer_changed is not None:
-                    engine.live.timer_changed.update(timers)
+                engine.live.timers_aborted(timers)
                 engine.members_moved(*members)
                 engine.live.segments_dropped.update(dropped)
                 self._members_saving = ({}, set())
                 raise
             self._members_saving = ({}, set())
+            engine.live.timers_committed(timers)
             self._last_checkpoint_seq = seq
             if cache is not None:
                 cache.committed(written, removed)

@@ -274,3 +274,14 @@ def test_a_failed_checkpoint_leaves_the_member_index_as_it_was(person_store: Ope
 def test_a_reopened_store_holds_its_member_index(person_store: Opened[PersonStateStore]) -> None:
     person_store.store.save(1, [("p1", _row("p1"))], [], members={"p1": ["vip"]})
     assert person_store.reopen().members("vip", "", 10) == ["p1"]
+
+
+def test_the_timer_index_answers_the_timers_due_by_a_day_in_person_order(
+    person_store: Opened[PersonStateStore],
+) -> None:
+    store = person_store.store
+    store.save(1, [], [], timers={"p3": 20_001, "p1": 20_003, "p2": 20_000})
+    assert store.timers_due(19_999) == []
+    assert store.timers_due(20_001) == [("p2", 20_000), ("p3", 20_001)]
+    store.save(2, [], [], timers={"p2": None, "p1": 20_000})
+    assert store.timers_due(20_001) == [("p1", 20_000), ("p3", 20_001)]

@@ -94,6 +94,7 @@ class Engine:
         persons = self.persons
         self.live.timer_changed = set() if store is not None else None
         self.live.members_changed = set() if store is not None else None
+        self.live.stored_due = store.timers_due if store is not None else None
         if isinstance(persons, Persons):
             dirty, dirty_state = self.dirty, self.dirty_state
             persons.pinned = lambda pid: pid in dirty or pid in dirty_state

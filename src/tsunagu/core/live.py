@@ -160,8 +160,13 @@ class Live:
         self.touched: set[str] = set()
         #: segment -> members, kept as memberships change (no pass over every person)
         self.sizes: dict[str, int] = {}
-        #: persons whose timer changed since the last checkpoint (None: not tracked)
+        #: persons whose timer changed since the last checkpoint (None: not tracked, and
+        #: every timer is in `next_check`); with a store, memory holds only those (and the
+        #: ones a checkpoint in flight writes), the rest wait in the store's timer index
         self.timer_changed: set[str] | None = None
+        self._timers_saving: set[str] = set()
+        #: the store's timers due by a day: (person, day) (None: no store)
+        self.stored_due: Callable[[int], Iterable[tuple[str, int]]] | None = None
         #: persons whose memberships changed since the last checkpoint, and segments
         #: deleted since (the person store's member index follows; None: not tracked)
         self.members_changed: set[str] | None = None
@@ -704,7 +709,30 @@ class Live:
             return {}
         out = {pid: self.next_check.get(pid) for pid in self.timer_changed}
         self.timer_changed.clear()
+        self._timers_saving |= out.keys()
         return out
+
+    def timers_committed(self, written: Iterable[str]) -> None:
+        """The store holds these timers now: memory lets go of the ones unchanged since."""
+        changed = self.timer_changed or set()
+        for pid in written:
+            self._timers_saving.discard(pid)
+            if pid in changed:
+                continue
+            day = self.next_check.pop(pid, None)
+            if day is not None:
+                at = self.due.get(day)
+                if at is not None:
+                    at.discard(pid)
+                    if not at:
+                        del self.due[day]
+
+    def timers_aborted(self, written: Iterable[str]) -> None:
+        """A checkpoint failed: its timers go with the next one."""
+        for pid in written:
+            self._timers_saving.discard(pid)
+        if self.timer_changed is not None:
+            self.timer_changed.update(written)
 
     def adopt(self, p: Person) -> None:
         """A person read back from the store: drop what no definition reads any more."""
@@ -716,27 +744,42 @@ class Live:
             del p.computed[key]
 
     def due_count(self, now: int) -> int:
+        """Persons due a re-check by `now` (at least; the store's may count some twice)."""
         today = self.day_of(now)
-        return sum(len(ps) for day, ps in self.due.items() if day <= today)
+        n = sum(len(ps) for day, ps in self.due.items() if day <= today)
+        if self.stored_due is not None and self._timed:
+            n += sum(1 for _ in self.stored_due(today))
+        return n
+
+    def _due(self, today: int) -> list[str]:
+        """The persons due by `today`, taken off the timer: from memory, and from the
+        store's timer index for those memory has no newer word on."""
+        found: set[str] = set()
+        for day in [d for d in self.due if d <= today]:
+            found |= self.due.pop(day)
+        for pid in found:
+            self.next_check.pop(pid, None)
+        if self.stored_due is not None:
+            newer = (self.timer_changed or set()) | self._timers_saving | self.next_check.keys()
+            found.update(pid for pid, _ in self.stored_due(today) if pid not in newer)
+        return sorted(found)
 
     def tick(self, now: int, persons: Callable[[str], Person | None]) -> list[Effect]:
         """Re-check the persons whose next window edge is today or earlier."""
         today = self.day_of(now)
         out: list[Effect] = []
-        for day in sorted(d for d in self.due if d <= today):
-            for pid in sorted(self.due.pop(day)):
-                self.next_check.pop(pid, None)
-                if self.timer_changed is not None:  # its stored timer is due: it changes or goes
-                    self.timer_changed.add(pid)
-                p = persons(pid)
-                if p is None:  # gone since: its timer goes too (the store's row with it)
-                    out.append(TimerSet(pid, None, today))
-                    continue
-                self.evaluate_person(p, self._timed, now, f"tick:{now}", out)
-                last = out[-1] if out else None
-                if isinstance(last, TimerSet) and last.person_id == pid:  # the exact edge below decides
-                    out.pop()
-                out.append(TimerSet(pid, self._next_edge(p, today), today))
+        for pid in self._due(today):
+            if self.timer_changed is not None:  # its stored timer is due: it changes or goes
+                self.timer_changed.add(pid)
+            p = persons(pid)
+            if p is None:  # gone since: its timer goes too (the store's row with it)
+                out.append(TimerSet(pid, None, today))
+                continue
+            self.evaluate_person(p, self._timed, now, f"tick:{now}", out)
+            last = out[-1] if out else None
+            if isinstance(last, TimerSet) and last.person_id == pid:  # the exact edge below decides
+                out.pop()
+            out.append(TimerSet(pid, self._next_edge(p, today), today))
         return out
 
     def _timed_leaf_conditions(self) -> list[Rule]:

@@ -202,6 +202,10 @@ class PersonStore(Protocol):
 
     def aliases(self) -> Iterator[tuple[str, str]]: ...
 
+    def timers_due(self, day: int) -> list[tuple[str, int]]:
+        """(person id, day) of the timers for `day` or earlier, in person id order."""
+        ...
+
     def members(self, segment: str, after: str, limit: int) -> list[str]:
         """Up to `limit` ids of the segment's members with an id after `after`, in id order."""
         ...

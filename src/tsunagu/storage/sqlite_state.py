@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS alias (person_id TEXT PRIMARY KEY, survivor TEXT NOT 
 CREATE TABLE IF NOT EXISTS timer (person_id TEXT PRIMARY KEY, day INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS member (segment TEXT, person_id TEXT, PRIMARY KEY (segment, person_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS member_by_person ON member (person_id);
+CREATE INDEX IF NOT EXISTS timer_by_day ON timer (day);
 """
 
 
@@ -149,6 +150,13 @@ class SqliteStateStore:
 
     def timers(self) -> Iterator[tuple[str, int]]:
         return self._pairs("timer", "person_id", "day")
+
+    def timers_due(self, day: int) -> list[tuple[str, int]]:
+        """The timers for `day` or earlier, in person id order (the timer's index by day)."""
+        with self._reader_lock:
+            return self._reader.execute(
+                "SELECT person_id, day FROM timer WHERE day <= ? ORDER BY person_id", (day,)
+            ).fetchall()
 
     # -- checkpoints ---------------------------------------------------------------------
 
