@@ -693,7 +693,7 @@ def bulk_file(args: argparse.Namespace, cache: Path) -> tuple[Path, dict[str, An
     if path.exists() and meta.exists() and not args.fresh:
         info: dict[str, Any] = json.loads(meta.read_text()) | {"cached": True}
         log(f"bulk: using {path} ({info['file_mb']:,} MB, generated in {info['generate_s']} s)")
-        return path, info
+        return path, info | _hot_columns(path, args)
     path.unlink(missing_ok=True)
     end = datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(days=365)
@@ -735,7 +735,28 @@ def bulk_file(args: argparse.Namespace, cache: Path) -> tuple[Path, dict[str, An
     }
     meta.write_text(json.dumps(info))
     log(f"bulk: generated in {info['generate_s']} s, {info['file_mb']:,} MB")
-    return path, info
+    return path, info | _hot_columns(path, args)
+
+
+def _hot_columns(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The hot property columns, added and filled as the store's migration does at open
+    (`_add_hot_columns`), timed: the file is generated in the old shape, as an existing one."""
+    import duckdb
+
+    try:
+        from tsunagu.storage.duckdb_analytics import _add_hot_columns
+    except ImportError:  # a tree from before the hot columns
+        return {"hot_columns": []}
+    con = duckdb.connect(str(path), config={"threads": args.threads, "memory_limit": args.memory_limit})
+    t = time.perf_counter()
+    added = _add_hot_columns(con, "events", "meta")
+    con.execute("CHECKPOINT")
+    con.close()
+    took = time.perf_counter() - t
+    if added:
+        log(f"bulk: added the hot columns {added} in {took:.1f}s ({path.stat().st_size / MB:,.0f} MB now)")
+        return {"hot_columns": added, "hot_migrate_s": round(took, 1), "file_mb_hot": round(path.stat().st_size / MB)}
+    return {"hot_columns": []}
 
 
 def _zone() -> Any:
@@ -752,6 +773,15 @@ def _connect(path: Path, args: argparse.Namespace) -> Any:
     )
 
 
+def _hot(args: argparse.Namespace) -> dict[str, Any]:
+    """`compile_segment`'s hot columns: all of them, unless --json-only (or a tree without)."""
+    try:
+        from tsunagu.core.ports import HOT_PROPERTIES
+    except ImportError:
+        return {}
+    return {} if args.json_only else {"hot": frozenset(HOT_PROPERTIES)}
+
+
 def run_bulk(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict[str, Any]:
     from tsunagu.core.segments import parse_rule
     from tsunagu.sql.segments import compile_segment
@@ -762,8 +792,9 @@ def run_bulk(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict
     ).fetchall()
     con.close()
     rule = parse_rule(SEGMENT_5)
+    hot = _hot(args)
     t = time.perf_counter()
-    sql = compile_segment(rule, today=info["today"], timezone=TIMEZONE, dialect="duckdb")
+    sql = compile_segment(rule, today=info["today"], timezone=TIMEZONE, dialect="duckdb", **hot)
     compile_ms = (time.perf_counter() - t) * 1e3
     counted = f"SELECT count(*) FROM ({sql}) s"
     watch = CpuWatch()
@@ -786,6 +817,7 @@ def run_bulk(args: argparse.Namespace, path: Path, info: dict[str, Any]) -> dict
     cpu = watch.result()
     out = {
         "segment": SEGMENT_5,
+        "hot": sorted(hot.get("hot", ())),
         "members": count,
         "compile_ms": round(compile_ms, 1),
         "connect_s": round(connect_s, 3),
@@ -985,6 +1017,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bulk-events", type=int, default=50_000_000, help="bulk phase: events (default 50,000,000)")
     p.add_argument("--history-days", type=int, default=12, help="history phase: past days measured")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads for the queries")
+    p.add_argument("--json-only", action="store_true", help="bulk phase: compile without the hot columns")
     p.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit for the queries (the store's default)")
     p.add_argument("--generate-memory", default="6GB", help="DuckDB memory_limit while generating the file")
     p.add_argument("--backfill-chunk", type=int, default=20_000, help="persons a back-fill page (the pipeline's)")

@@ -52,7 +52,9 @@ async def preview_rule(
     today = day_of(now, ZoneInfo(tz))
     known = _definitions(pipe)
     try:
-        members = segment_query(rule, today=today, timezone=tz, **known)
+        # the store's hot columns for the count it runs; the SQL shown reads the JSON, as a
+        # warehouse holding the same events would
+        members = segment_query(rule, today=today, timezone=tz, hot=pipe.analytics.hot_properties, **known)
     except ValueError as exc:  # a computed trait or segment the workspace does not define
         raise InvalidInput.for_field("rule", str(exc)) from None
     await pipe.flush()

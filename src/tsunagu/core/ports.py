@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "EVENT_COLUMNS",
+    "HOT_PROPERTIES",
     "QUARANTINE_SOURCES",
     "AnalyticsBatch",
     "AnalyticsStore",
@@ -220,6 +221,15 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
+#: event properties rules read most, kept by the analytics store as typed columns of
+#: `events` named after them, next to the JSON: a column holds the top-level property when
+#: its JSON value has the column's type (VARCHAR: a JSON string; DOUBLE: a JSON number, as
+#: `TRY_CAST` of its text) and NULL otherwise (missing, null, another type). So a column
+#: answers exactly what the JSON path answers only for values of its type; the SQL
+#: compilers read it there and the JSON everywhere else (docs/storage.md#hot-properties).
+HOT_PROPERTIES: Mapping[str, str] = {"category": "VARCHAR", "sku": "VARCHAR", "revenue": "DOUBLE", "price": "DOUBLE"}
+
+
 @dataclass
 class AnalyticsBatch:
     """What one transaction of the analytics store writes: everything up to log seq `seq`.
@@ -273,6 +283,9 @@ class AnalyticsStore(Protocol):
 
     #: the writer's last failure that no row explains; None while writes work
     error: BaseException | None
+    #: the `HOT_PROPERTIES` whose columns `events` holds, filled for every row (the SQL
+    #: compilers' `hot`); empty for a store that keeps only the JSON
+    hot_properties: frozenset[str]
 
     def applied_seq(self) -> int: ...
 

@@ -27,7 +27,7 @@ unnested with their positions so that "first" and "last" break ties the streamin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlglot
@@ -58,6 +58,7 @@ from ._rows import (
     days_between,
     event_filter,
     field_filter,
+    hot_number,
     in_,
     instant,
     json_path,
@@ -157,8 +158,10 @@ class _Compiler:
         computed: Mapping[str, ComputedTrait],
         segments: Mapping[str, Rule],
         as_of: bool = False,
+        hot: Collection[str] = (),
     ) -> None:
         self.today = today
+        self.hot = frozenset(hot)
         self.timezone = timezone
         self.as_of = as_of
         self.computed = computed
@@ -242,7 +245,7 @@ class _Compiler:
 
     def _matching(self, cond: Did | FirstDid) -> list[exp.Expression]:
         channels = (cond.channel,) if cond.channel is not None else ()
-        return event_filter(cond.event, channels, cond.store_id, cond.where)
+        return event_filter(cond.event, channels, cond.store_id, cond.where, hot=self.hot)
 
     def _counter(self, cond: Did) -> exp.Column:
         rows = [*self._matching(cond), *self.window(did_first_day(cond, self.today), self.today)]
@@ -344,7 +347,10 @@ class _Compiler:
             vtext = json_text(col("properties"), parts)
             if stat in ("count", "true_count", "false_count"):  # a number is a scalar: no need to check
                 where.append(in_(jtype.copy(), SCALAR_TYPES))
-        number = number_of(jtype, vtext)
+        # a hot column holds `number_of` of a top-level property: sums, extremes and averages
+        # read it (counts need the JSON's type: a string or a boolean counts too)
+        column = hot_number(path, self.hot) if path and stat in ("sum", "min", "max", "avg") else None
+        number = column if column is not None else number_of(jtype, vtext)
         v: exp.Expression
         if stat == "count":
             v = self.scanned(exp.Count, where)
@@ -391,7 +397,7 @@ class _Compiler:
 
     def aggregate_rows(self, trait: Aggregate) -> tuple[exp.Select, list[str]]:
         conditions = event_filter(None if trait.event == "*" else trait.event, trait.channels, trait.store_id,
-                                  trait.where)  # fmt: skip
+                                  trait.where, hot=self.hot)  # fmt: skip
         return value_rows(_EVENTS, _PERSON, conditions, self.timezone, prop=trait.prop, cross_lists=True)
 
     def _aggregate(self, trait: Aggregate) -> exp.Expression:
@@ -524,7 +530,7 @@ def _assemble(compiler: _Compiler, select: list[exp.Expression], where: exp.Expr
 
 def segment_query(
     rule: Rule, *, today: int, timezone: str, computed: Mapping[str, ComputedTrait] | None = None,
-    segments: Mapping[str, Rule] | None = None, as_of: bool = False,
+    segments: Mapping[str, Rule] | None = None, as_of: bool = False, hot: Collection[str] = (),
 ) -> exp.Select:  # fmt: skip
     """The members of `rule` on `today` (days since 1970-01-01 in `timezone`), as a query.
 
@@ -535,8 +541,11 @@ def segment_query(
     first seen by then, and only the events that had happened by then (event windows
     already end with `today`; sessions are cut there too; a trait is the value the identify
     events up to then give it, as `core.people.apply_traits` resolves them).
+
+    `hot`: the `core.ports.HOT_PROPERTIES` the events have columns of (the store's
+    `hot_properties`); a condition reads such a column where it says what the JSON says.
     """
-    compiler = _Compiler(today, timezone, computed or {}, segments or {}, as_of)
+    compiler = _Compiler(today, timezone, computed or {}, segments or {}, as_of, hot)
     where = compiler.condition(rule)
     if as_of:
         seen = [exp.not_(exp.Is(this=col("first_seen", "p"), expression=exp.Null()))]
@@ -550,14 +559,15 @@ def segment_query(
 
 
 def computed_query(
-    trait: ComputedTrait, *, today: int, timezone: str, computed: Mapping[str, ComputedTrait] | None = None
-) -> exp.Select:
+    trait: ComputedTrait, *, today: int, timezone: str, computed: Mapping[str, ComputedTrait] | None = None,
+    hot: Collection[str] = (),
+) -> exp.Select:  # fmt: skip
     """(person_id, value) of a computed trait for every person on `today`.
 
     The value is a number for counts, sums, averages, minimums, maximums and days since;
     text otherwise (first, last, most frequent, and the value of a cases trait).
     """
-    compiler = _Compiler(today, timezone, {**(computed or {}), trait.name: trait}, {})
+    compiler = _Compiler(today, timezone, {**(computed or {}), trait.name: trait}, {}, hot=hot)
     if isinstance(trait, Cases):
         value = compiler.computed_text(trait.name)
     else:
@@ -572,9 +582,10 @@ def computed_query(
 def compile_segment(
     rule: Rule, *, today: int, timezone: str, dialect: str = "duckdb", pretty: bool = False,
     computed: Mapping[str, ComputedTrait] | None = None, segments: Mapping[str, Rule] | None = None,
-    as_of: bool = False,
+    as_of: bool = False, hot: Collection[str] = (),
 ) -> str:  # fmt: skip
     if dialect not in DIALECTS:
         raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
-    query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments, as_of=as_of)
+    query = segment_query(rule, today=today, timezone=timezone, computed=computed, segments=segments, as_of=as_of,
+                          hot=hot)  # fmt: skip
     return to_sql(query, dialect, pretty=pretty)

@@ -27,7 +27,7 @@ import msgspec
 import pyarrow as pa
 
 from ..core.errors import Unavailable
-from ..core.ports import AnalyticsBatch, LogRecord, OnReject, RecordReader, Reject
+from ..core.ports import HOT_PROPERTIES, AnalyticsBatch, LogRecord, OnReject, RecordReader, Reject
 
 __all__ = ["AnalyticsClosed", "DuckDBAnalytics"]
 
@@ -69,6 +69,15 @@ CREATE {temp} TABLE IF NOT EXISTS {name} (
     merged_ids VARCHAR[]
 );
 """
+# `e.*`: DuckDB binds a view's columns when it is created, so it is made again after the
+# hot columns are added (`_add_hot_columns`)
+_PERSON_EVENTS_VIEW = """
+CREATE OR REPLACE VIEW person_events AS
+    SELECT coalesce(a.person_id, e.person_id) AS canonical_person_id, e.*
+    FROM events e LEFT JOIN person_aliases a ON a.alias = e.person_id;
+"""
+# The events table as it was before the hot columns; a store adds them when it opens
+# (`_add_hot_columns`), so a new file and an old one take the same way.
 _SCHEMA = (
     _EVENTS_DDL.format(temp="", name="events")
     + _PEOPLE_DDL.format(temp="", name="people")
@@ -76,16 +85,86 @@ _SCHEMA = (
 -- every person id that was merged away, and the person it lives on in
 CREATE TABLE IF NOT EXISTS person_aliases (alias VARCHAR PRIMARY KEY, person_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT);
-CREATE OR REPLACE VIEW person_events AS
-    SELECT coalesce(a.person_id, e.person_id) AS canonical_person_id, e.*
-    FROM events e LEFT JOIN person_aliases a ON a.alias = e.person_id;
 """
+    + _PERSON_EVENTS_VIEW
 )
+_NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"  # sql._rows.NUMERIC_TYPES
+
+
+def _hot_value(key: str, typ: str, properties: str = "properties") -> str:
+    """The SQL of a hot column's value (`core.ports.HOT_PROPERTIES`): the very expression the
+    SQL compilers read from the JSON (`sql._rows.where_property`, `number_of`), so the column
+    cannot disagree with it; `tests/storage/test_hot_properties.py` checks both on a file."""
+    value, text = f"{properties} -> '$.{key}'", f"{properties} ->> '$.{key}'"
+    if typ == "VARCHAR":
+        return f"CASE WHEN json_type({value}) = 'VARCHAR' THEN {text} END"
+    assert typ == "DOUBLE", typ
+    return f"CASE WHEN json_type({value}) IN {_NUMERIC_TYPES} THEN TRY_CAST({text} AS DOUBLE) END"
+
+
+_HOT_COLUMNS = ", ".join(f'"{k}"' for k in HOT_PROPERTIES)
+_HOT_VALUES = ", ".join(f'{_hot_value(k, t)} AS "{k}"' for k, t in HOT_PROPERTIES.items())
+# The JSON is decoded (and validated) by the cast, then read once more for the hot columns,
+# in the same statement: a row DuckDB refuses fails here as before, with its JSON.
 _INSERT_EVENTS = (
-    "INSERT INTO {name} SELECT * REPLACE (decode(properties) AS properties,"
-    " decode(context) AS context, decode(traits) AS traits) FROM {source}"
+    "INSERT INTO {name} BY NAME SELECT *, " + _HOT_VALUES + " FROM (SELECT * REPLACE ("
+    " CAST(decode(properties) AS JSON) AS properties, CAST(decode(context) AS JSON) AS context,"
+    " CAST(decode(traits) AS JSON) AS traits) FROM {source})"
 )
 _INSERT_PEOPLE = "INSERT OR REPLACE INTO {name} SELECT * FROM {source}"
+
+
+_FILL_ROWS = 2_000_000  # events a migration step fills: one transaction, then a checkpoint
+
+
+def _add_hot_columns(con: duckdb.DuckDBPyConnection, table: str, meta: str | None = None) -> list[str]:
+    """Give `table` (an events table) the hot columns it lacks, filled from `properties`.
+
+    The columns are added in one transaction with a mark in `meta` (`hot_fill_seq`: filled up
+    to this log seq); then the rows are filled in steps of log seqs (a single UPDATE of 50M
+    rows ran out of 512 MB), each committed with its mark and checkpointed, so a crash
+    resumes where it stopped. The mark goes when all is filled. The columns added."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    missing = [k for k in HOT_PROPERTIES if k not in have]
+    # fetchall: a result left open keeps the connection from `register` (the probe's)
+    marks = con.execute(f"SELECT value FROM {meta} WHERE key = 'hot_fill_seq'").fetchall() if meta else []
+    mark = marks[0] if marks else None
+    if not missing and mark is None:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for k in missing:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{k}" {HOT_PROPERTIES[k]}')
+        if meta is not None and mark is None:
+            con.execute(f"INSERT OR REPLACE INTO {meta} VALUES ('hot_fill_seq', 0)")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    done = int(mark[0]) if mark is not None else 0
+    fill = ", ".join(f'"{k}" = {_hot_value(k, t)}' for k, t in HOT_PROPERTIES.items())
+    ((low, high, rows),) = con.execute(
+        f"SELECT min(seq), max(seq), count(*) FROM {table} WHERE seq > ?", [done]
+    ).fetchall()
+    if rows:
+        step = max(1, (high - low + 1) * _FILL_ROWS // rows)
+        for upto in range(low - 1 + step, high + step, step):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"UPDATE {table} SET {fill} WHERE seq > ? AND seq <= ?", [done, upto])
+                if meta is not None:
+                    con.execute(f"INSERT OR REPLACE INTO {meta} VALUES ('hot_fill_seq', ?)", [upto])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            done = upto
+            if meta is not None:
+                con.execute("CHECKPOINT")
+    if meta is not None:
+        con.execute(f"DELETE FROM {meta} WHERE key = 'hot_fill_seq'")
+    return missing or list(HOT_PROPERTIES)
+
 
 _TS = pa.timestamp("ms", tz="UTC")
 # core.ports.EVENT_COLUMNS, typed (a batch's columns are read by these names)
@@ -177,6 +256,13 @@ class DuckDBAnalytics:
         memory_limit = memory_limit or os.environ.get("TSUNAGU_DUCKDB_MEMORY_LIMIT", "512MB")
         self._con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         self._con.execute(_SCHEMA)
+        # At open, before the writer starts and before any read: the compiled SQL reads the
+        # columns wherever it can, so a file must never be open with them half filled.
+        added = _add_hot_columns(self._con, "events", "meta")
+        if added:
+            self._con.execute(_PERSON_EVENTS_VIEW)
+            log.info("%s: added and filled the hot columns %s", path, ", ".join(added))
+        self.hot_properties = frozenset(HOT_PROPERTIES)
         self._seq = self._read_seq()
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
         self._people_handed = 0  # hand-overs queued (by the event loop)
@@ -393,10 +479,10 @@ class DuckDBAnalytics:
         """Rows that fail alone, found by halving; inserts go to an in-memory scratch table."""
         con = self._con
         con.execute("ATTACH IF NOT EXISTS ':memory:' AS probe")
-        con.execute(
-            ddl.format(temp="", name="probe.rows_" + ("events" if "message_id" in table.column_names else "people"))
-        )
         target = "probe.rows_" + ("events" if "message_id" in table.column_names else "people")
+        con.execute(ddl.format(temp="", name=target))
+        if target == "probe.rows_events":
+            _add_hot_columns(con, target)
 
         def failure(lo: int, hi: int) -> str | None:
             con.register("probe_source", table.slice(lo, hi - lo))
