@@ -44,7 +44,7 @@ class Persons(MutableMapping[str, Person]):
         self._gone: set[str] = set()  # deleted since the checkpoint (the store still has them)
         self._new: set[str] = set()  # in memory only: not in the store yet
         self._saving: set[str] = set()  # handed to a checkpoint that is not committed yet
-        self._stored = store.count() if store is not None else 0
+        self._stored = store.count() if store is not None else 0  # kept by the store: O(1)
         #: is this person changed since the checkpoint? (set by the engine)
         self.pinned: Callable[[str], bool] = lambda pid: True
         #: called on a person read from the store (the engine drops what no definition reads)

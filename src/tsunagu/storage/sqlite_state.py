@@ -5,6 +5,12 @@ aliases of merged persons and the window-edge timers. Only what changed since th
 previous checkpoint is written, with the log seq the state covers, in one transaction;
 the engine reads persons, keys and aliases back on demand (`core.store`), and a restart
 replays only the log after the checkpoint.
+
+The number of persons is kept in `meta` (`persons`), written in the transaction of each
+checkpoint from the rows it actually inserted and deleted, so opening a store of
+millions reads one row instead of counting them. `persons_seq` is the `applied_seq` that
+figure belongs to: a store without it (written before the figure was kept, or by an
+older version since) is counted once at open.
 """
 
 from __future__ import annotations
@@ -39,6 +45,30 @@ class SqliteStateStore:
         # is written from a thread (one sqlite3 connection must not serve two at once).
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader_lock = threading.Lock()
+        self._persons = self._counted()
+
+    def _counted(self) -> int:
+        """The number of persons from meta; counted once if meta has no figure for the
+        store's seq (a store written before the figure was kept, or by an older version)."""
+        con = self._con
+        meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN ('applied_seq', 'persons', 'persons_seq')"))
+        seq = int(meta.get("applied_seq") or 0)
+        if isinstance(meta.get("persons"), int) and meta.get("persons_seq") == seq:
+            return int(meta["persons"])
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            n = int(con.execute("SELECT count(*) FROM persons").fetchone()[0])
+            self._write_count(n, seq)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return n
+
+    def _write_count(self, n: int, seq: int) -> None:
+        self._con.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [("persons", n), ("persons_seq", seq)]
+        )
 
     def read_persons(self, person_ids: Sequence[str]) -> tuple[int, dict[str, Any], list[bytes]]:
         """Some persons' rows with the seq and meta they belong to, from one snapshot."""
@@ -139,9 +169,14 @@ class SqliteStateStore:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
+            n = self._persons
             if removed:
-                con.executemany("DELETE FROM persons WHERE person_id = ?", [(r,) for r in removed])
-            con.executemany("INSERT OR REPLACE INTO persons (person_id, body) VALUES (?, ?)", persons)
+                n -= con.executemany("DELETE FROM persons WHERE person_id = ?", [(r,) for r in removed]).rowcount
+            if persons:
+                # Update first, then insert what is not there: the insert's row count is the
+                # number of new persons (INSERT OR REPLACE counts every row).
+                con.executemany("UPDATE persons SET body = ? WHERE person_id = ?", [(b, p) for p, b in persons])
+                n += con.executemany("INSERT OR IGNORE INTO persons (person_id, body) VALUES (?, ?)", persons).rowcount
             for table, col, changes in (("ident", "key", keys), ("alias", "person_id", aliases),
                                         ("timer", "person_id", timers)):  # fmt: skip
                 if not changes:
@@ -154,14 +189,16 @@ class SqliteStateStore:
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('applied_seq', ?)", (applied_seq,))
             if meta:
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('engine', ?)", (meta,))
+            self._write_count(n, applied_seq)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        self._persons = n
 
     def count(self) -> int:
-        with self._reader_lock:
-            return self._reader.execute("SELECT count(*) FROM persons").fetchone()[0]
+        """Persons in the store as of the last checkpoint (kept in meta, not counted)."""
+        return self._persons
 
     def clear(self) -> None:
         """Forget every person (a checkpoint of an older shape: the log rebuilds them)."""
@@ -169,7 +206,9 @@ class SqliteStateStore:
         con.execute("BEGIN IMMEDIATE")
         for table in ("persons", "ident", "alias", "timer", "meta"):
             con.execute(f"DELETE FROM {table}")
+        self._write_count(0, 0)
         con.execute("COMMIT")
+        self._persons = 0
 
     def close(self) -> None:
         with self._reader_lock:
