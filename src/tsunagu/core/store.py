@@ -15,6 +15,10 @@ store they are plain, unbounded dictionaries (tests, tools, a scratch engine). W
 
 The runtime (pipeline) checkpoints when too much is pinned, then trims. Memory is then
 about `limit` persons plus what changed in one checkpoint interval.
+
+A lookup the cache cannot answer goes to the store, found or not: keys nobody has seen
+(most of an import) are the store's to answer cheaply (storage.sqlite_state asks a Bloom
+filter of its keys before reading), and the store keeps its count, so opening is O(1).
 """
 
 from __future__ import annotations

@@ -115,9 +115,19 @@ class KeyFilter:
         self._new(max(MIN_CAPACITY, capacity))
 
     def sync(self) -> None:
-        """Write the filters' pages to disk (before the store commits what they cover)."""
+        """Write the filters' pages to disk (before the store commits what they cover).
+
+        `BloomFilter.sync` only schedules the write (7 µs for 72 MB of dirty pages here),
+        so each file is fsync'd too: that writes the pages the mapping dirtied (40-60 ms
+        for a 72 MB filter, on the checkpoint's thread, without the GIL).
+        """
         for f in list(self._filters):
             f.sync()
+            fd = os.open(f.filename, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def covers(self, seq: int) -> None:
         """Record that the synced files hold every key of the store as of `seq`."""

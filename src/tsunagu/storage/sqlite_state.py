@@ -11,10 +11,21 @@ checkpoint from the rows it actually inserted and deleted, so opening a store of
 millions reads one row instead of counting them. `persons_seq` is the `applied_seq` that
 figure belongs to: a store without it (written before the figure was kept, or by an
 older version since) is counted once at open.
+
+A lookup of a person or an identifier key the store does not hold (a new person, a new
+user or anonymous id: most of an import) asks a Bloom filter of the stored keys first
+(`storage.key_filter`, files in `<name>-keys/` beside the database) and skips the read
+when it says absent; it never says so for a stored key. A checkpoint adds its keys and
+syncs the filter before it commits. Opening without a filter that covers the store (the
+first open since it is kept, its files lost or stale) builds it from the tables.
+Aliases are not filtered: the engine asks for one only after the person id was not
+found, which is rare (no alias read at all in `bench/scale.py`'s load).
 """
 
 from __future__ import annotations
 
+import collections
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from .key_filter import KeyFilter
 
 __all__ = ["SqliteStateStore"]
 
@@ -35,7 +48,7 @@ CREATE TABLE IF NOT EXISTS timer (person_id TEXT PRIMARY KEY, day INTEGER NOT NU
 
 
 class SqliteStateStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, key_filter: bool = True) -> None:
         self.path = path
         self._con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._con.execute("PRAGMA journal_mode=WAL")
@@ -46,6 +59,14 @@ class SqliteStateStore:
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader_lock = threading.Lock()
         self._persons = self._counted()
+        #: lookups by outcome: "person.absent" (the filter answered), "person.missed" (read,
+        #: not found: a false positive, or any miss without a filter), "person.found"; the
+        #: same for "key.*", and "alias.missed" / "alias.found" (not filtered)
+        self.reads: collections.Counter[str] = collections.Counter()
+        self.filter: KeyFilter | None = None
+        self.filter_built = False  # this open built the filter from the tables (not O(1))
+        if key_filter:
+            self._open_filter(KeyFilter(path.parent / f"{path.stem}-keys"))
 
     def _counted(self) -> int:
         """The number of persons from meta; counted once if meta has no figure for the
@@ -99,7 +120,16 @@ class SqliteStateStore:
         return row[0] if row else None
 
     def person(self, person_id: str) -> bytes | None:
-        return self._one("SELECT body FROM persons WHERE person_id = ?", person_id)
+        return self._filtered("person", "p" + person_id, "SELECT body FROM persons WHERE person_id = ?", person_id)
+
+    def _filtered(self, kind: str, filter_key: str, sql: str, arg: str) -> Any:
+        kf = self.filter
+        if kf is not None and filter_key not in kf:
+            self.reads[kind + ".absent"] += 1
+            return None
+        found = self._one(sql, arg)
+        self.reads[kind + (".missed" if found is None else ".found")] += 1
+        return found
 
     def persons_after(self, person_id: str, limit: int) -> list[tuple[str, bytes]]:
         with self._reader_lock:
@@ -109,10 +139,12 @@ class SqliteStateStore:
             ).fetchall()
 
     def key(self, key: str) -> str | None:
-        return self._one("SELECT person_id FROM ident WHERE key = ?", key)
+        return self._filtered("key", "k" + key, "SELECT person_id FROM ident WHERE key = ?", key)
 
     def alias(self, person_id: str) -> str | None:
-        return self._one("SELECT survivor FROM alias WHERE person_id = ?", person_id)
+        found = self._one("SELECT survivor FROM alias WHERE person_id = ?", person_id)
+        self.reads["alias.missed" if found is None else "alias.found"] += 1
+        return found
 
     def _pairs(self, table: str, a: str, b: str) -> Iterator[tuple[str, Any]]:
         after = ""
@@ -166,6 +198,15 @@ class SqliteStateStore:
     ) -> None:
         """One checkpoint: changed persons, removed ones, and the index, alias and timer
         changes (None: deleted), all as of `applied_seq`, in one transaction."""
+        kf = self.filter
+        if kf is not None:
+            # Before the commit, so no reader ever finds a stored key absent (a checkpoint
+            # that fails leaves false positives only); synced, so a machine crash cannot
+            # keep the rows and lose their keys.
+            kf.update("p" + pid for pid, _ in persons)
+            if keys:
+                kf.update("k" + k for k, v in keys.items() if v is not None)
+            kf.sync()
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -195,6 +236,8 @@ class SqliteStateStore:
             con.execute("ROLLBACK")
             raise
         self._persons = n
+        if kf is not None:
+            kf.covers(applied_seq)
 
     def count(self) -> int:
         """Persons in the store as of the last checkpoint (kept in meta, not counted)."""
@@ -209,8 +252,45 @@ class SqliteStateStore:
         self._write_count(0, 0)
         con.execute("COMMIT")
         self._persons = 0
+        if self.filter is not None:
+            self._build_filter(self.filter)  # empty, under a new token: the old keys go
 
     def close(self) -> None:
         with self._reader_lock:
             self._reader.close()
         self._con.close()
+        if self.filter is not None:
+            self.filter.close()
+
+    def stats(self) -> dict[str, int]:
+        """The kept count, the lookups by outcome and the filter's size (benchmarks)."""
+        return {"persons": self._persons, **self.reads, **(self.filter.stats() if self.filter else {})}
+
+    # -- the key filter ------------------------------------------------------------------
+
+    def _open_filter(self, kf: KeyFilter) -> None:
+        meta = dict(self._con.execute("SELECT key, value FROM meta WHERE key IN ('applied_seq', 'key_filter')"))
+        token, seq = meta.get("key_filter"), int(meta.get("applied_seq") or 0)
+        if not (isinstance(token, str) and kf.open(token, seq)):
+            self._build_filter(kf)
+        self.filter = kf
+
+    def _build_filter(self, kf: KeyFilter) -> None:
+        """Every stored key into new filter files, under a new token. O(persons + keys):
+        only when the store has no filter that covers it (see the module's docstring)."""
+        con = self._con
+        token = os.urandom(8).hex()
+        con.execute("BEGIN")  # one snapshot for the keys and the seq they are of
+        try:
+            seq = int((con.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone() or (0,))[0])
+            n = self._persons + con.execute("SELECT count(*) FROM ident").fetchone()[0]
+            kf.reset(token, 2 * n)  # room to double before a second filter is needed
+            kf.update("k" + k for (k,) in con.execute("SELECT key FROM ident"))
+            kf.update("p" + p for (p,) in con.execute("SELECT person_id FROM persons"))
+        finally:
+            con.execute("COMMIT")
+        kf.sync()
+        kf.covers(seq)
+        # Last: a crash before it leaves the old token, which the new files do not match.
+        con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('key_filter', ?)", (token,))
+        self.filter_built = True
