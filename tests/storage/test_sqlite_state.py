@@ -414,3 +414,22 @@ def test_a_crash_during_a_checkpoint_never_loses_a_key(tmp_path: Path, point: st
         assert store.key("user_id:u99") is None
     finally:
         store.close()
+
+
+def test_a_seq_the_filter_cannot_record_does_not_fail_the_committed_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.sqlite"
+    store = SqliteStateStore(path)
+
+    def full(seq: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.filter, "covers", full)
+    store.save(1, [("p1", b"a")], [], keys={"user_id:u1": "p1"})  # committed: no error for the pipeline to undo
+    assert store.count() == 1 and store.key("user_id:u1") == "p1"
+    store.close()
+    store = SqliteStateStore(path)
+    assert store.filter_built  # the files could not say they cover seq 1
+    assert store.key("user_id:u1") == "p1" and store.person("p1") == b"a"
+    store.close()

@@ -25,6 +25,7 @@ found, which is rare (no alias read at all in `bench/scale.py`'s load).
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import sqlite3
 import threading
@@ -37,6 +38,8 @@ import msgspec
 from .key_filter import KeyFilter
 
 __all__ = ["SqliteStateStore"]
+
+log = logging.getLogger("tsunagu.state")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS persons (person_id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
@@ -237,7 +240,10 @@ class SqliteStateStore:
             raise
         self._persons = n
         if kf is not None:
-            kf.covers(applied_seq)
+            try:
+                kf.covers(applied_seq)
+            except OSError:  # committed all the same: the next open finds the seq behind and rebuilds
+                log.exception("%s: the key filter's seq could not be recorded", self.path)
 
     def count(self) -> int:
         """Persons in the store as of the last checkpoint (kept in meta, not counted)."""
