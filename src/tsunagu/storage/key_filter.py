@@ -83,7 +83,7 @@ class KeyFilter:
             return False
         if not isinstance(meta.get("seq"), int) or meta["seq"] < seq:
             return False
-        paths = []
+        paths: list[Path] = []
         while (path := self.directory / f"{token}.{len(paths)}.bloom").exists():
             paths.append(path)
         # A file missing is keys missing; one more (grown during a checkpoint that did not

@@ -123,7 +123,10 @@ class SqliteStateStore:
         return row[0] if row else None
 
     def person(self, person_id: str) -> bytes | None:
-        return self._filtered("person", "p" + person_id, "SELECT body FROM persons WHERE person_id = ?", person_id)
+        body: bytes | None = self._filtered(
+            "person", "p" + person_id, "SELECT body FROM persons WHERE person_id = ?", person_id
+        )
+        return body
 
     def _filtered(self, kind: str, filter_key: str, sql: str, arg: str) -> Any:
         kf = self.filter
@@ -142,10 +145,11 @@ class SqliteStateStore:
             ).fetchall()
 
     def key(self, key: str) -> str | None:
-        return self._filtered("key", "k" + key, "SELECT person_id FROM ident WHERE key = ?", key)
+        pid: str | None = self._filtered("key", "k" + key, "SELECT person_id FROM ident WHERE key = ?", key)
+        return pid
 
     def alias(self, person_id: str) -> str | None:
-        found = self._one("SELECT survivor FROM alias WHERE person_id = ?", person_id)
+        found: str | None = self._one("SELECT survivor FROM alias WHERE person_id = ?", person_id)
         self.reads["alias.missed" if found is None else "alias.found"] += 1
         return found
 
