@@ -18,6 +18,10 @@ runs) with the retail computed traits and `--segments` live segments
 3. **restart**: close (a final checkpoint) and open again: time to ready, and after a
    crash (no final checkpoint), with the tail replayed.
 
+`store` gives the person store's lookups by outcome during the load: answered "absent" by
+its key filter without a read, read and missed (the filter's false positives), read and
+found; `--no-key-filter` reads SQLite for every lookup (the store before the filter).
+
 The segments' history before their definition (issue 10) is not reconstructed during
 the run unless `--reconstruct`: the load is all late history, which would re-run it
 every 30 s on another thread.
@@ -51,6 +55,7 @@ from tsunagu.core.config import WorkspaceConfig
 from tsunagu.core.events import Event
 from tsunagu.core.store import Persons
 from tsunagu.pipeline import WorkspacePipeline
+from tsunagu.storage.embedded import EmbeddedBackends
 
 DAY = 86_400_000
 NOW = 1_790_000_000_000
@@ -98,8 +103,9 @@ def _pcts(xs: list[float]) -> dict[str, float]:
     }
 
 
-async def _open(directory: Path, cache: int, reconstruct: bool) -> WorkspacePipeline:
-    pipe = WorkspacePipeline("bench", directory, WorkspaceConfig(), EMBEDDED, flush_interval=0.5, person_cache=cache)
+async def _open(directory: Path, cache: int, reconstruct: bool, key_filter: bool = True) -> WorkspacePipeline:
+    backends = EMBEDDED if key_filter else EmbeddedBackends(key_filter=False)
+    pipe = WorkspacePipeline("bench", directory, WorkspaceConfig(), backends, flush_interval=0.5, person_cache=cache)
     if not reconstruct:
         # The load is all "late history" for the segments defined first, which the
         # reports reconstruct in the background (issue 10): a cost of its own, kept apart.
@@ -113,7 +119,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     proc = psutil.Process()
     out: dict[str, Any] = {"source": source_info(), "config": {k: v for k, v in vars(args).items() if k != "dir"}}
     try:
-        pipe = await _open(directory, args.cache, args.reconstruct)
+        pipe = await _open(directory, args.cache, args.reconstruct, not args.no_key_filter)
         for name, rule in make_segments(args.segments, computed=True):
             await pipe.define("segment", name, {"rule": rule}, NOW)
         while pipe.engine.live.backfills:
@@ -165,6 +171,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss1 = proc.memory_info().rss
         persons = pipe.engine.persons
         state_bytes = sum(f.stat().st_size for f in directory.glob("state.sqlite*"))
+        filter_bytes = sum(f.stat().st_size for f in directory.glob("state-keys/*"))
+        assert pipe._state is not None
+        reads = pipe._state.stats()
         out["load"] = {
             "people": len(persons),
             "events": events,
@@ -175,7 +184,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "in_memory": persons.in_memory() if isinstance(persons, Persons) else len(persons),
             "rss_growth_bytes": rss1 - rss0,
             "rss_bytes_per_person": round((rss1 - rss0) / max(1, args.people)),
-            "state_disk_bytes_per_person": round(state_bytes / max(1, args.people)),
+            "state_disk_bytes_per_person": round((state_bytes + filter_bytes) / max(1, args.people)),
+            "key_filter_disk_bytes": filter_bytes,
+            "store": reads,
             "log_disk_bytes": sum(f.stat().st_size for f in directory.glob("log.sqlite*")),
             "analytics_disk_bytes": sum(f.stat().st_size for f in directory.glob("analytics.duckdb*")),
             "cpu": watch.result(),
@@ -209,8 +220,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await pipe.close()
         close_s = time.perf_counter() - t
         t = time.perf_counter()
-        pipe = await _open(directory, args.cache, args.reconstruct)
+        pipe = await _open(directory, args.cache, args.reconstruct, not args.no_key_filter)
         out["restart"] = {"close_s": round(close_s, 2), "open_s": round(time.perf_counter() - t, 2)}
+        out["restart"]["key_filter_built"] = pipe._state is not None and pipe._state.filter_built  # False: O(1)
         for k in range(args.tail):  # a tail that only the log holds, then a crash
             uid = f"M{rng.randrange(0, args.people):08d}"
             await pipe.submit([_ev(f"{uid}-t{k}", "track", "view", uid, NOW, {})], NOW)
@@ -218,7 +230,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for task in pipe._tasks:
             task.cancel()
         t = time.perf_counter()
-        pipe = await _open(directory, args.cache, args.reconstruct)
+        pipe = await _open(directory, args.cache, args.reconstruct, not args.no_key_filter)
         out["restart"] |= {"after_crash_open_s": round(time.perf_counter() - t, 2), "replayed": pipe.stats["replayed"]}
         say(f"restart: {json.dumps(out['restart'])}")
         await pipe.close()
@@ -239,6 +251,7 @@ def main() -> None:
     p.add_argument("--single", type=int, default=2000, help="single events per hot/cold phase")
     p.add_argument("--tail", type=int, default=1000, help="events in the log only before the crash")
     p.add_argument("--reconstruct", action="store_true", help="let the segments' history be reconstructed meanwhile")
+    p.add_argument("--no-key-filter", action="store_true", help="no Bloom filter before the person store's reads")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--dir", type=Path, help="where the workspace is made (default: $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep the workspace directory")

@@ -10,6 +10,7 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,51 @@ def test_timers_wait_in_the_store_and_come_due_from_it_after_a_restart(tmp_path:
         assert pipe.segment_members("recent_buyers") == []
         await pipe.checkpoint()
         assert pipe._state.timers_due(10**9) == []
+        await pipe.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_key_filter_spares_new_people_a_read_and_never_hides_a_stored_one(tmp_path: Path) -> None:
+    """New people ask SQLite only on a false positive; after a merge and a forget removed
+    keys and persons, and a crash, every stored key and person is still found."""
+
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 3)
+        for i in range(300):
+            await pipe.submit([ev(f"i{i}", "identify", None, f"U{i}", f"A{i}", NOW, {"rank": "gold"})], NOW)
+        await pipe.checkpoint()
+        state = pipe._state
+        assert state is not None
+        assert state.reads["key.absent"] >= 550 and state.reads["key.missed"] <= 50  # 600 new keys, 1 % FP
+        assert state.reads["person.absent"] >= 270 and state.reads["person.missed"] <= 30
+        await pipe.submit([ev("b", "track", "view", None, "B", NOW + 1, {})], NOW)
+        await pipe.checkpoint()
+        await pipe.submit([ev("m", "identify", None, "U1", "B", NOW + 2, {})], NOW)  # B's person merges away
+        forgotten = pipe.engine.index.get("user_id:U3")
+        assert forgotten is not None
+        await pipe.forget(forgotten, NOW)
+        await pipe.checkpoint()
+        await pipe.submit([ev("late", "track", "view", "U4", None, NOW + 3, {})], NOW)  # in the log only
+        _crash(pipe)
+
+        pipe = await _open(tmp_path, 3)
+        state = pipe._state
+        assert state is not None and not state.filter_built  # the files were opened, not rebuilt
+        con = sqlite3.connect(tmp_path / "state.sqlite")
+        keys = con.execute("SELECT key, person_id FROM ident").fetchall()
+        pids = [p for (p,) in con.execute("SELECT person_id FROM persons")]
+        con.close()
+        assert len(pids) == 299 and len(keys) == 599  # 300 + B, less the merged and the forgotten
+        for key, pid in keys:
+            assert state.key(key) == pid
+        assert all(state.person(pid) is not None for pid in pids)
+        assert pipe.engine.lookup("user_id", "U3") is None
+        assert pipe.engine.lookup("anonymous_id", "B") is pipe.engine.lookup("user_id", "U1")
+        merged = pipe.engine.lookup("user_id", "U1")
+        assert merged is not None and merged.merged_ids and state.person(next(iter(merged.merged_ids))) is None
+        u4 = pipe.engine.lookup("user_id", "U4")
+        assert u4 is not None and u4.event_count == 2
         await pipe.close()
 
     asyncio.run(scenario())

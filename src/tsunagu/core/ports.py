@@ -189,7 +189,9 @@ class PersonStore(Protocol):
         """Up to `limit` (person id, row) with an id after `person_id`, in id order."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Persons as of the last checkpoint: kept by the store, O(1) (read at every open)."""
+        ...
 
     def key(self, key: str) -> str | None:
         """The person an identifier key (`user_id:U1`) belongs to."""

@@ -15,6 +15,10 @@ store they are plain, unbounded dictionaries (tests, tools, a scratch engine). W
 
 The runtime (pipeline) checkpoints when too much is pinned, then trims. Memory is then
 about `limit` persons plus what changed in one checkpoint interval.
+
+A lookup the cache cannot answer goes to the store, found or not: keys nobody has seen
+(most of an import) are the store's to answer cheaply (storage.sqlite_state asks a Bloom
+filter of its keys before reading), and the store keeps its count, so opening is O(1).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class Persons(MutableMapping[str, Person]):
         self._gone: set[str] = set()  # deleted since the checkpoint (the store still has them)
         self._new: set[str] = set()  # in memory only: not in the store yet
         self._saving: set[str] = set()  # handed to a checkpoint that is not committed yet
-        self._stored = store.count() if store is not None else 0
+        self._stored = store.count() if store is not None else 0  # kept by the store: O(1)
         #: is this person changed since the checkpoint? (set by the engine)
         self.pinned: Callable[[str], bool] = lambda pid: True
         #: called on a person read from the store (the engine drops what no definition reads)

@@ -35,6 +35,9 @@ class EmbeddedStores:
 class EmbeddedBackends:
     name = "embedded"
 
+    def __init__(self, *, key_filter: bool = True) -> None:
+        self.key_filter = key_filter  # the person store's Bloom filter of stored keys (on unless measuring)
+
     def deduper(self, directory: Path, window_ms: int) -> SqliteDeduper:
         return SqliteDeduper(directory / "dedupe", directory / "log.sqlite", window_ms)
 
@@ -43,7 +46,7 @@ class EmbeddedBackends:
         try:
             log = SqliteLog(directory / "log.sqlite", index=deduper)  # type: ignore[arg-type]
             opened.append(log)
-            state = SqliteStateStore(directory / "state.sqlite")
+            state = SqliteStateStore(directory / "state.sqlite", key_filter=self.key_filter)
             opened.append(state)
             analytics = DuckDBAnalytics(directory / "analytics.duckdb")
             opened.append(analytics)
