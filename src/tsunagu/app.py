@@ -6,6 +6,7 @@
       control.sqlite              workspaces, keys (hashed), users
       workspaces/NAME/log.sqlite        the event log (source of truth)
       workspaces/NAME/state.sqlite      person-state checkpoints
+      workspaces/NAME/state-keys/       the Bloom filter of its keys (derived: rebuilt when missing)
       workspaces/NAME/analytics.duckdb  events and people for SQL
 """
 
