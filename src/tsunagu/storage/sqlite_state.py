@@ -79,6 +79,9 @@ class SqliteStateStore:
         # is written from a thread (one sqlite3 connection must not serve two at once).
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader_lock = threading.Lock()
+        # A first read opens the reader's WAL handle now, not on the first cold lookup: a
+        # store holds the same handles from open to close (tests/test_faults.py counts them).
+        self._reader.execute("SELECT count(*) FROM meta").fetchone()
         self._fill_members()
         self._persons = self._counted()
         #: lookups by outcome: "person.absent" (the filter answered), "person.missed" (read,
