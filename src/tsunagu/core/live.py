@@ -148,7 +148,6 @@ class Live:
         self._building_at: frozenset[int] = frozenset()
         self._timed_at: frozenset[int] = frozenset()
         self._timed: list[Segment] = []
-        self._timed_names: set[str] = set()
         self._timed_leaves: list[Rule] = []
         self._order_index: dict[str, int] = {}
         self._evaluated: dict[str, int] = {}  # segment -> the version a full pass was made for
@@ -319,7 +318,6 @@ class Live:
         self._segments_by_dep = seg_by_dep
         self._segments_by_trait = [i for i, s in enumerate(self._ordered) if s.traits or self._reads_cases(s)]
         self._timed = [s for s in self.segments.values() if self._is_timed(s)]
-        self._timed_names = {s.name for s in self._timed}
         self._timed_at = frozenset(order[s.name] for s in self._timed)
         self._timed_leaves = self._timed_leaf_conditions()
         # Segments that are new, changed, or whose back-fill just finished get a full pass.
