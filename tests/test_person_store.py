@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,51 @@ def test_merge_of_a_person_in_memory_with_one_on_disk(tmp_path: Path) -> None:
         assert len(pipe.engine.persons) == 1
         loser = next(iter(again.merged_ids))
         assert pipe.engine.get(loser) is again  # the alias is in the store too
+        await pipe.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_person_merged_away_while_a_checkpoint_writes_it_stays_gone(tmp_path: Path) -> None:
+    """A checkpoint (the one `_relieve_memory` starts) writes a new person; before it
+    commits, a merge removes that person. The store holds it for one checkpoint; the
+    cache must not read it back as alive, nor count it."""
+
+    async def scenario() -> None:
+        pipe = await _open(tmp_path, 2)  # no checkpoint of its own to relieve memory
+        await pipe.submit([ev("1", "track", "view", "M", None, NOW, {})], NOW)
+        await pipe.checkpoint()
+        await pipe.submit([ev("2", "track", "view", None, "A", NOW, {})], NOW)
+        loser = pipe.engine.index.get("anonymous_id:A")
+        assert loser is not None
+        state = pipe._state
+        assert state is not None
+        entered, release = threading.Event(), threading.Event()
+        save = state.save
+
+        def held(*args: Any) -> Any:
+            entered.set()
+            release.wait(10)
+            return save(*args)
+
+        state.save = held  # type: ignore[method-assign]
+        writing = asyncio.create_task(pipe.checkpoint())
+        await asyncio.to_thread(entered.wait, 10)
+        await pipe.submit([ev("3", "track", "view", "M", "A", NOW + 1, {})], NOW)  # the new one merges away
+        release.set()
+        await writing
+        state.save = save  # type: ignore[method-assign]
+        persons = pipe.engine.persons
+        assert state.person(loser) is not None  # written by the checkpoint that was in flight
+        assert pipe.engine.get(loser) is not None  # an alias now: the winner
+        assert loser not in persons and persons.get(loser) is None
+        assert len(persons) == 1 and [p.event_count for p in persons.values()] == [3]
+        await pipe.checkpoint()
+        assert state.person(loser) is None and len(persons) == 1
+        await pipe.close()
+
+        pipe = await _open(tmp_path, 1)
+        assert len(pipe.engine.persons) == 1 and [p.event_count for p in pipe.engine.persons.values()] == [3]
         await pipe.close()
 
     asyncio.run(scenario())

@@ -103,7 +103,11 @@ class Persons(MutableMapping[str, Person]):
 
     def __delitem__(self, pid: str) -> None:
         had = self._mem.pop(pid, None) is not None
-        if pid in self._new:
+        if pid in self._new and pid in self._saving:
+            # A checkpoint in flight writes it: it is new until that commits, and gone
+            # from then until the next checkpoint removes it (counted by both: none).
+            self._gone.add(pid)
+        elif pid in self._new:
             self._new.discard(pid)
         elif self.store is not None and pid not in self._gone:
             self._gone.add(pid)
@@ -200,6 +204,10 @@ class Persons(MutableMapping[str, Person]):
 
     def aborted(self, written: Sequence[str]) -> None:
         self._saving.difference_update(written)
+        for pid in written:
+            if pid in self._new and pid in self._gone:  # deleted meanwhile: never stored
+                self._new.discard(pid)
+                self._gone.discard(pid)
 
     def committed(self, written: Sequence[str], removed: Sequence[str]) -> None:
         """A checkpoint holding `written` and `removed` is in the store."""
