@@ -63,8 +63,16 @@ def timeline_query(
     `cursor` is the (timestamp ms, message id) of the last row of the page before; the
     filters keep the rows whose event name, channel and type are among those given (an
     empty filter keeps all)."""
-    where = [contains("person_id")]
-    params: list[Any] = [list(person_ids)]
+    # One arm a person id: the events are sorted by person in runs (`storage/event_runs.py`),
+    # and `person_id = ?` lets each run's zone maps skip all but that person's row groups
+    # (a list of ids far apart in the key space would span them all).
+    arms = [exp.select(exp.Star()).from_("events").where(exp.EQ(this=col("person_id"), expression=param()))
+            for _ in dict.fromkeys(person_ids)]  # fmt: skip
+    source: exp.Expression = arms[0] if arms else exp.select(exp.Star()).from_("events").where(exp.false())
+    for arm in arms[1:]:
+        source = exp.union(source, arm, distinct=False)
+    where: list[exp.Expression] = [exp.true()]
+    params: list[Any] = list(dict.fromkeys(person_ids))
     for column, values in (("event", events), ("channel", channels), ("type", types)):
         values = list(values)
         if values:
@@ -81,7 +89,7 @@ def timeline_query(
     columns = [exp.alias_(epoch_ms(c), c) if c in _MS_COLUMNS else col(c) for c in TIMELINE_COLUMNS]
     query = (
         exp.select(*columns)
-        .from_("events")
+        .from_(exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("e"))))
         .where(exp.and_(*where))
         # `timestamp` is the milliseconds alias: the order the cursor pages through
         .order_by(exp.Ordered(this=col("timestamp"), desc=True), exp.Ordered(this=col("message_id"), desc=True))
@@ -96,9 +104,9 @@ def user_data_query(person_ids: Sequence[str]) -> tuple[str, list[Any]]:
     in arrival order (the order the engine folded them in)."""
     query = (
         exp.select(col("type"), col("event"), epoch_ms("timestamp"), col("message_id"), col("properties"))
-        .from_("events")
+        .from_("event_rows")
         .where(exp.and_(contains("person_id"), in_(col("type"), TRACKED)))
-        .order_by(col("seq"), col("rowid"))
+        .order_by(col("seq"), col("pos"))
     )
     return render(query), [list(person_ids)]
 

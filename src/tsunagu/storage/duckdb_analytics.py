@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..core.errors import Unavailable
 from ..core.ports import HOT_PROPERTIES, AnalyticsBatch, LogRecord, OnReject, RecordReader, Reject
+from .event_runs import HOT, RUNS_DDL, Run, pick_merge, run_name, sorted_sql, view_sql
 
 __all__ = ["AnalyticsClosed", "DuckDBAnalytics"]
 
@@ -76,8 +77,9 @@ CREATE OR REPLACE VIEW person_events AS
     SELECT coalesce(a.person_id, e.person_id) AS canonical_person_id, e.*
     FROM events e LEFT JOIN person_aliases a ON a.alias = e.person_id;
 """
-# The events table as it was before the hot columns; a store adds them when it opens
-# (`_add_hot_columns`), so a new file and an old one take the same way.
+# The events as one table, as they were before the hot columns and the runs: what a file
+# generated outside a store (benchmarks, SQL tests) holds. A store adds the hot columns and
+# lays the table out in runs when it opens it (`_open_events`), as it does an old file.
 _SCHEMA = (
     _EVENTS_DDL.format(temp="", name="events")
     + _PEOPLE_DDL.format(temp="", name="people")
@@ -85,8 +87,18 @@ _SCHEMA = (
 -- every person id that was merged away, and the person it lives on in
 CREATE TABLE IF NOT EXISTS person_aliases (alias VARCHAR PRIMARY KEY, person_id VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT);
+CREATE OR REPLACE VIEW event_rows AS SELECT rowid AS pos, * FROM events;
 """
     + _PERSON_EVENTS_VIEW
+)
+# What a store creates at open besides the events (laid out by `_open_events`).
+_BASE_SCHEMA = (
+    _PEOPLE_DDL.format(temp="", name="people")
+    + """
+CREATE TABLE IF NOT EXISTS person_aliases (alias VARCHAR PRIMARY KEY, person_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value BIGINT);
+"""
+    + RUNS_DDL
 )
 _NUMERIC_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"  # sql._rows.NUMERIC_TYPES
 
@@ -249,20 +261,30 @@ class DuckDBAnalytics:
     path; a read that must see everything calls `wait_for(seq)`.
     """
 
-    def __init__(self, path: Path, *, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, memory_limit: str | None = None, run_rows: int = 1_000_000, fanout: int = 4
+    ) -> None:
         self.path = path
         # DuckDB caches up to 80% of RAM by default: fine for a warehouse, not for a
         # process that also holds person state on someone's laptop.
         memory_limit = memory_limit or os.environ.get("TSUNAGU_DUCKDB_MEMORY_LIMIT", "512MB")
         self._con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
-        self._con.execute(_SCHEMA)
-        # At open, before the writer starts and before any read: the compiled SQL reads the
-        # columns wherever it can, so a file must never be open with them half filled.
-        added = _add_hot_columns(self._con, "events", "meta")
-        if added:
-            self._con.execute(_PERSON_EVENTS_VIEW)
-            log.info("%s: added and filled the hot columns %s", path, ", ".join(added))
+        self._con.execute(_BASE_SCHEMA)
+        self.run_rows = run_rows  # rows the hot table holds before it is sorted into a run
+        self.fanout = fanout  # runs of a tier merged into one of the next
+        #: serialises changes of the layout (seal, merge swap) with the writer's transactions
+        self._layout = threading.Lock()
+        self._runs: list[Run] = []
+        self._columns: list[str] = []
+        self._hot_rows = 0
+        self._open_events()
         self.hot_properties = frozenset(HOT_PROPERTIES)
+        self._merging = False
+        self._forgotten: list[tuple[list[str], list[str]]] = []  # forgets while a merge runs
+        self._merge_wake = threading.Event()
+        self._merger: threading.Thread | None = None
+        self._merge_cursor: duckdb.DuckDBPyConnection | None = None
+        self.merges = 0  # runs written by merges since start (a figure for tests and benchmarks)
         self._seq = self._read_seq()
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
         self._people_handed = 0  # hand-overs queued (by the event loop)
@@ -278,6 +300,166 @@ class DuckDBAnalytics:
         self.error: BaseException | None = None
         self.rejected = 0  # rows moved aside since start
         self.max_rows = 25_000  # per transaction: bounded memory however far behind
+
+    # -- the layout: a hot table and sorted runs under the `events` view ------------------
+
+    def _open_events(self) -> None:
+        """Lay out the events: a new file gets an empty hot table; a file from before this
+        layout (one `events` table) gets the hot columns it lacks, then has that table
+        renamed into an unsorted run, sorted later in the background."""
+        con = self._con
+        kind = con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'events'"
+        ).fetchall()
+        if kind and kind[0][0] == "BASE TABLE":
+            # Before the writer starts and before any read: the compiled SQL reads the hot
+            # columns wherever it can, so a file must never be open with them half filled.
+            added = _add_hot_columns(con, "events", "meta")
+            if added:
+                log.info("%s: added and filled the hot columns %s", self.path, ", ".join(added))
+            ((rows, first),) = con.execute("SELECT count(*), coalesce(min(seq), 0) FROM events").fetchall()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DROP VIEW IF EXISTS person_events")
+                if rows:
+                    name = run_name(self._next_run())
+                    con.execute(f"ALTER TABLE events RENAME TO {name}")
+                    con.execute("INSERT INTO event_runs VALUES (?, ?, ?, false)", [name, first, rows])
+                    con.execute(f"CREATE TABLE {HOT} AS SELECT * FROM {name} LIMIT 0")
+                else:
+                    con.execute(f"ALTER TABLE events RENAME TO {HOT}")
+                self._columns = [r[0] for r in con.execute(f"DESCRIBE {HOT}").fetchall()]
+                self._runs = self._read_runs()
+                con.execute(view_sql(self._runs, self._columns))
+                con.execute(_PERSON_EVENTS_VIEW)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            log.info("%s: events laid out by person (%d rows to sort in the background)", self.path, rows)
+        for (stray,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'events_merge_%'"
+        ).fetchall():  # a merge written, not swapped in, when the process stopped: its runs are there
+            con.execute(f"DROP TABLE {stray}")
+        if kind and kind[0][0] == "VIEW":
+            self._columns = [r[0] for r in con.execute(f"DESCRIBE {HOT}").fetchall()]
+            con.execute(view_sql(self._read_runs(), self._columns))  # as this version lays them out
+            con.execute(_PERSON_EVENTS_VIEW)
+        elif not kind:
+            con.execute(_EVENTS_DDL.format(temp="", name=HOT))
+            _add_hot_columns(con, HOT)
+            self._columns = [r[0] for r in con.execute(f"DESCRIBE {HOT}").fetchall()]
+            con.execute(view_sql([], self._columns))
+            con.execute(_PERSON_EVENTS_VIEW)
+        self._runs = self._read_runs()
+        self._hot_rows = con.execute(f"SELECT count(*) FROM {HOT}").fetchall()[0][0]
+
+    def _read_runs(self) -> list[Run]:
+        rows = self._con.execute("SELECT name, first_seq, rows, sorted FROM event_runs ORDER BY first_seq").fetchall()
+        return [Run(*r) for r in rows]
+
+    def _next_run(self) -> int:
+        """A new run's number (kept in `meta`, inside the caller's transaction)."""
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'run_counter'").fetchall()
+        n = (int(row[0][0]) if row else 0) + 1
+        self._con.execute("INSERT OR REPLACE INTO meta VALUES ('run_counter', ?)", [n])
+        return n
+
+    def runs(self) -> list[Run]:
+        """The sorted runs, oldest first (what a read probes besides the hot table)."""
+        return list(self._runs)
+
+    def _event_tables(self) -> list[str]:
+        return [HOT, *(r.name for r in self._runs)]
+
+    def _seal(self) -> None:
+        """The hot table, full: sorted into a new run (one transaction; by the writer)."""
+        con = self._con
+        with self._layout:
+            ((rows, first),) = con.execute(f"SELECT count(*), coalesce(min(seq), 0) FROM {HOT}").fetchall()
+            if not rows:
+                return
+            con.execute("BEGIN TRANSACTION")
+            try:
+                name = run_name(self._next_run())
+                con.execute(sorted_sql(name, [HOT]))
+                con.execute(f"DROP TABLE {HOT} CASCADE")
+                con.execute(f"CREATE TABLE {HOT} AS SELECT * FROM {name} LIMIT 0")
+                con.execute("INSERT INTO event_runs VALUES (?, ?, ?, true)", [name, first, rows])
+                runs = [*self._runs, Run(name, first, rows, True)]
+                con.execute(view_sql(runs, self._columns))
+                con.execute(_PERSON_EVENTS_VIEW)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._runs = runs
+            self._hot_rows = 0
+        self._merge_wake.set()
+
+    def _merge_loop(self) -> None:
+        while not self._stop:
+            self._merge_wake.wait(5.0)
+            self._merge_wake.clear()
+            while not self._stop:
+                with self._layout:
+                    todo = pick_merge(self._runs, self.run_rows, self.fanout)
+                    if not todo:
+                        break
+                    self._merging, self._forgotten = True, []
+                try:
+                    self._merge(todo)
+                except Exception:  # the runs stay as they are: reads are right, only slower
+                    if not self._stop:
+                        log.exception("%s: merging %d event runs failed", self.path, len(todo))
+                    break
+                finally:
+                    with self._layout:
+                        self._merging, self._forgotten = False, []
+
+    def _merge(self, todo: list[Run]) -> None:
+        """Write `todo` as one sorted run (beside the writer), then swap it in."""
+        cur = self._merge_cursor = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            n = int(cur.execute("SELECT coalesce(max(value), 0) FROM meta WHERE key = 'run_counter'").fetchall()[0][0])
+            name = f"events_merge_{n}_{todo[0].first_seq}"
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+            try:
+                cur.execute(sorted_sql(name, [r.name for r in todo]))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            with self._layout:  # the writer waits: the swap and the forgets meanwhile, at once
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    for ids, values in self._forgotten:
+                        _forget_events(cur, name, ids, values)
+                    for r in todo:
+                        cur.execute(f"DROP TABLE {r.name}")
+                    cur.execute("DELETE FROM event_runs WHERE list_contains(?, name)", [[r.name for r in todo]])
+                    final = run_name(int(cur.execute(
+                        "SELECT coalesce(max(value), 0) + 1 FROM meta WHERE key = 'run_counter'"
+                    ).fetchall()[0][0]))  # fmt: skip
+                    cur.execute("INSERT OR REPLACE INTO meta VALUES ('run_counter', ?)", [int(final.rsplit("_", 1)[1])])
+                    cur.execute(f"ALTER TABLE {name} RENAME TO {final}")
+                    rows = cur.execute(f"SELECT count(*) FROM {final}").fetchall()[0][0]
+                    merged = Run(final, todo[0].first_seq, rows, True)
+                    cur.execute("INSERT INTO event_runs VALUES (?, ?, ?, true)", [final, merged.first_seq, rows])
+                    runs = [r for r in self._runs if r not in todo] + [merged]
+                    cur.execute(view_sql(runs, self._columns))
+                    cur.execute(_PERSON_EVENTS_VIEW)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    cur.execute(f"DROP TABLE IF EXISTS {name}")
+                    raise
+                self._runs = sorted(runs, key=lambda r: r.first_seq)
+                self.merges += 1
+        finally:
+            self._merge_cursor = None
+            cur.close()
 
     def _read_seq(self) -> int:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'applied_seq'").fetchone()
@@ -301,6 +483,9 @@ class DuckDBAnalytics:
             target=self._run, args=(tail, reader, interval), name=f"analytics:{self.path.parent.name}", daemon=True
         )
         self._thread.start()
+        self._merger = threading.Thread(target=self._merge_loop, name=f"runs:{self.path.parent.name}", daemon=True)
+        self._merger.start()
+        self._merge_wake.set()
 
     def hand_over(self, people: list[tuple[Any, ...]], removed: list[str]) -> None:
         """Person rows to upsert with the next write (the engine owns them; we copy)."""
@@ -393,14 +578,21 @@ class DuckDBAnalytics:
                 latest.pop(pid, None)
             if latest:
                 people = _people_table(list(latest.values()))
-        try:
-            self._write(batch, events, people, pairs, gone)
-        except duckdb.Error as exc:
-            events, people, found = self._set_aside(events, people, batch)
-            if not found:
-                raise
-            log.warning("%s: %d rows moved to the quarantine (%s)", self.path, found, exc)
-            self._write(batch, events, people, pairs, gone)
+        with self._layout:
+            try:
+                self._write(batch, events, people, pairs, gone)
+            except duckdb.Error as exc:
+                events, people, found = self._set_aside(events, people, batch)
+                if not found:
+                    raise
+                log.warning("%s: %d rows moved to the quarantine (%s)", self.path, found, exc)
+                self._write(batch, events, people, pairs, gone)
+            if batch.forget and self._merging:  # the merge in flight must forget them too
+                self._forgotten.append((list(batch.forget), list(batch.forget_values)))
+            if events is not None:
+                self._hot_rows += events.num_rows
+        if self._hot_rows >= self.run_rows:
+            self._seal()
 
     def _write(
         self,
@@ -417,23 +609,17 @@ class DuckDBAnalytics:
         con.execute("BEGIN TRANSACTION")
         try:
             if tbl is not None and tbl.num_rows:
-                con.execute(_INSERT_EVENTS.format(name="events", source="tbl"))
+                con.execute(_INSERT_EVENTS.format(name=HOT, source="tbl"))
             if batch.forget:
                 # After the insert: events of the forgotten ids still in this batch go too.
                 ids = batch.forget
-                con.execute("DELETE FROM events WHERE list_contains(?, person_id)", [ids])
+                for table in self._event_tables():
+                    _forget_events(con, table, ids, batch.forget_values)
                 con.execute(
                     "DELETE FROM person_aliases WHERE list_contains(?, alias) OR list_contains(?, person_id)",
                     [ids, ids],
                 )
                 con.execute("DELETE FROM people WHERE list_contains(?, person_id)", [ids])
-                # other people's conflict entries that name the forgotten person
-                con.execute(
-                    "DELETE FROM events WHERE type = 'identity_conflict' AND ("
-                    " list_contains(?, json_extract_string(properties, '$.person_id'))"
-                    " OR list_has_any(?, CAST(json_extract(properties, '$.values') AS VARCHAR[])))",
-                    [ids, batch.forget_values],
-                )
             if pairs:
                 merges = pa.table({"loser": [p[0] for p in pairs], "survivor": [p[1] for p in pairs]})  # noqa: F841
                 con.execute(
@@ -566,8 +752,15 @@ class DuckDBAnalytics:
         self._wake.set()
         with self._written:  # readers waiting for rows that will not come now: let them go
             self._written.notify_all()
+        self._merge_wake.set()
+        cur = self._merge_cursor
+        if cur is not None:  # a long merge: stop it (its runs stay; the next open merges)
+            with contextlib.suppress(Exception):
+                cur.interrupt()
         if self._thread is not None:
             self._thread.join(timeout=120)
+        if self._merger is not None:
+            self._merger.join(timeout=120)
         with self._readers_changed:
             self._closing = True
             if not self._readers_changed.wait_for(lambda: self._readers == 0, timeout):
@@ -578,6 +771,18 @@ class DuckDBAnalytics:
             log.warning("%s: no checkpoint on close (%s)", self.path, exc)
         finally:
             self._con.close()
+
+
+def _forget_events(con: duckdb.DuckDBPyConnection, table: str, ids: list[str], values: list[str]) -> None:
+    """Delete the forgotten persons' events from `table`, and other people's conflict
+    entries that name them."""
+    con.execute(f"DELETE FROM {table} WHERE list_contains(?, person_id)", [ids])
+    con.execute(
+        f"DELETE FROM {table} WHERE type = 'identity_conflict' AND ("
+        " list_contains(?, json_extract_string(properties, '$.person_id'))"
+        " OR list_has_any(?, CAST(json_extract(properties, '$.values') AS VARCHAR[])))",
+        [ids, values],
+    )
 
 
 def _without(table: pa.Table, rows: list[int]) -> pa.Table:
