@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tsunagu.core.ports import EVENT_COLUMNS, AnalyticsBatch
 from tsunagu.sql.timeline import timeline_query
 from tsunagu.storage.duckdb_analytics import _SCHEMA, DuckDBAnalytics
-from tsunagu.storage.event_runs import Run, pick_merge, tier
+from tsunagu.storage.event_runs import MAX_RUNS_MERGED, Run, pick_merge, tier
 
 NOW = 1_790_000_000_000
 PERSONS = [f"p{i:02d}" for i in range(12)]
@@ -149,7 +149,7 @@ def test_an_old_file_with_one_events_table_is_migrated_into_a_run(tmp_path: Path
 
 
 @settings(max_examples=30, deadline=None)
-@given(rows=st.integers(0, 60), run_rows=st.integers(1, 30), fanout=st.integers(2, 4))
+@given(rows=st.integers(0, 80), run_rows=st.integers(1, 30), fanout=st.integers(2, 4))
 def test_the_merge_policy_keeps_few_runs_and_merges_only_whole_tiers(rows: int, run_rows: int, fanout: int) -> None:
     runs: list[Run] = []
     seq = 0
@@ -160,9 +160,15 @@ def test_the_merge_policy_keeps_few_runs_and_merges_only_whole_tiers(rows: int, 
             assert len(todo) == fanout and len({tier(r.rows, run_rows, fanout) for r in todo}) == 1
             merged = Run(f"m{seq}", todo[0].first_seq, sum(r.rows for r in todo), True)
             runs = [r for r in runs if r not in todo] + [merged]
-    # at most fanout - 1 runs a tier: a read probes O(fanout * log(rows)) tables
+    # at most fanout - 1 runs a tier below the cap: a read probes O(fanout * log(rows)) tables
     per_tier: dict[int, int] = {}
     for r in runs:
-        per_tier[tier(r.rows, run_rows, fanout)] = per_tier.get(tier(r.rows, run_rows, fanout), 0) + 1
+        assert r.rows <= MAX_RUNS_MERGED * run_rows
+        if fanout * r.rows <= MAX_RUNS_MERGED * run_rows:
+            per_tier[tier(r.rows, run_rows, fanout)] = per_tier.get(tier(r.rows, run_rows, fanout), 0) + 1
     assert all(n < fanout for n in per_tier.values())
+    # an unsorted run too big for one merge is left alone; a run a merge failed on too
+    big = Run("old", 0, MAX_RUNS_MERGED * run_rows + 1, False)
+    assert pick_merge([big], run_rows, fanout) == []
+    assert pick_merge([Run("x", 0, run_rows, False)], run_rows, fanout, frozenset({"x"})) == []
     assert sum(r.rows for r in runs) == rows * run_rows

@@ -285,6 +285,7 @@ class DuckDBAnalytics:
         self._merger: threading.Thread | None = None
         self._merge_cursor: duckdb.DuckDBPyConnection | None = None
         self.merges = 0  # runs written by merges since start (a figure for tests and benchmarks)
+        self._merge_failed: set[str] = set()
         self._seq = self._read_seq()
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
         self._people_handed = 0  # hand-overs queued (by the event loop)
@@ -403,7 +404,7 @@ class DuckDBAnalytics:
             self._merge_wake.clear()
             while not self._stop:
                 with self._layout:
-                    todo = pick_merge(self._runs, self.run_rows, self.fanout)
+                    todo = pick_merge(self._runs, self.run_rows, self.fanout, frozenset(self._merge_failed))
                     if not todo:
                         break
                     self._merging, self._forgotten = True, []
@@ -411,6 +412,7 @@ class DuckDBAnalytics:
                     self._merge(todo)
                 except Exception:  # the runs stay as they are: reads are right, only slower
                     if not self._stop:
+                        self._merge_failed.update(r.name for r in todo)  # not again until a restart
                         log.exception("%s: merging %d event runs failed", self.path, len(todo))
                     break
                 finally:

@@ -76,16 +76,27 @@ def tier(rows: int, run_rows: int, fanout: int) -> int:
     return int(math.log(rows / run_rows, fanout) + 1e-9)
 
 
-def pick_merge(runs: list[Run], run_rows: int, fanout: int) -> list[Run]:
+#: the largest run a merge writes, in runs as sealed: one sort of 50M events (as a 50M
+#: file's migration needs) ran out of the store's 512 MB; 16M rows sorted within it
+MAX_RUNS_MERGED = 16
+
+
+def pick_merge(runs: list[Run], run_rows: int, fanout: int, skip: frozenset[str] = frozenset()) -> list[Run]:
     """The runs to rewrite next as one sorted run: an unsorted run on its own, else the
-    oldest `fanout` runs of the lowest full tier, else none."""
-    for r in sorted(runs, key=lambda r: r.first_seq):
-        if not r.sorted:
+    oldest `fanout` runs of the lowest full tier, else none. A merge never writes more
+    than `MAX_RUNS_MERGED * run_rows` rows (bigger runs stay as they are; an unsorted one
+    that big is read correctly, only without the zone maps' help); `skip`: runs a merge
+    already failed on (tried again after a restart)."""
+    cap = MAX_RUNS_MERGED * run_rows
+    ordered = [r for r in sorted(runs, key=lambda r: r.first_seq) if r.name not in skip]
+    for r in ordered:
+        if not r.sorted and r.rows <= cap:
             return [r]
     tiers: dict[int, list[Run]] = {}
-    for r in sorted(runs, key=lambda r: r.first_seq):
-        tiers.setdefault(tier(r.rows, run_rows, fanout), []).append(r)
+    for r in ordered:
+        if r.sorted:
+            tiers.setdefault(tier(r.rows, run_rows, fanout), []).append(r)
     for t in sorted(tiers):
-        if len(tiers[t]) >= fanout:
+        if len(tiers[t]) >= fanout and sum(r.rows for r in tiers[t][:fanout]) <= cap:
             return tiers[t][:fanout]
     return []
