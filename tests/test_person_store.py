@@ -261,7 +261,9 @@ def test_timers_wait_in_the_store_and_come_due_from_it_after_a_restart(tmp_path:
     from the store's timer index when they come due, also after a restart."""
 
     async def scenario() -> None:
-        pipe = await _open(tmp_path, 3)
+        # a cache of 10: the ten buyers stay in memory until the checkpoint this test takes
+        # (more would make the store relieve memory by a checkpoint of its own)
+        pipe = await _open(tmp_path, 10)
         await pipe.define("segment", "recent_buyers", SEGMENTS["recent_buyers"], NOW)
         await pipe.submit([ev(f"b{i}", "track", "buy", f"U{i}", None, NOW, {"revenue": 1}) for i in range(10)], NOW)
         assert len(pipe.engine.live.next_check) == 10  # changed since the checkpoint: in memory

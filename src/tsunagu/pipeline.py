@@ -197,6 +197,7 @@ class WorkspacePipeline:
         ] = collections.deque()
         self._drain_scheduled = False
         self._checkpoint_lock = asyncio.Lock()
+        self._relief: asyncio.Task[None] | None = None  # a checkpoint started to relieve memory
         #: member index changes handed to a checkpoint that is not committed yet
         self._members_saving: tuple[dict[str, list[str] | None], set[str]] = ({}, set())
         self._definitions_lock = asyncio.Lock()
@@ -731,11 +732,16 @@ class WorkspacePipeline:
             cache
             and isinstance(persons, Persons)
             and persons.in_memory() > cache + cache // 4
-            and not self._checkpoint_lock.locked()
+            and (self._relief is None or self._relief.done())  # one at a time (it waits for a timed one)
             and self._loop is not None
             and not self.closing
         ):
-            self._loop.create_task(self._checkpoint_quietly())
+            self._relief = self._loop.create_task(self._checkpoint_quietly())
+
+    def _memory_full(self) -> bool:
+        """Persons in memory at twice the cache: answers wait for the relieving checkpoint."""
+        persons = self.engine.persons
+        return bool(self.person_cache) and isinstance(persons, Persons) and persons.in_memory() > 2 * self.person_cache
 
     async def _checkpoint_quietly(self) -> None:
         try:
@@ -837,7 +843,16 @@ class WorkspacePipeline:
         self.stats["accepted"] += accepted
         self.stats["duplicates"] += duplicates
         if not fut.done():
-            fut.set_result(Accepted(accepted, duplicates, result.seq, refused or []))
+            answer = Accepted(accepted, duplicates, result.seq, refused or [])
+            relief = self._relief
+            if relief is not None and not relief.done() and self._memory_full():
+                # Back-pressure: the persons changed since the checkpoint cannot leave memory
+                # until it commits, and a checkpoint's thread gets little of the GIL while
+                # the loop applies events; a client waits for its answer (durable already)
+                # until memory is relieved, so memory stays bounded by the cache.
+                relief.add_done_callback(lambda _, f=fut, a=answer: None if f.done() else f.set_result(a))
+            else:
+                fut.set_result(answer)
         if self._commit_waiters:
             still = []
             for seq, waiter in self._commit_waiters:
