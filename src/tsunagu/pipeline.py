@@ -40,7 +40,7 @@ from .core.events import Event
 from .core.live import Backfill, DayCache
 from .core.people import Person
 from .core.plan import Change, plan
-from .core.ports import AnalyticsBatch, Backends, Deduper, EventLog, LogRecord, Quarantine, Reject
+from .core.ports import AnalyticsBatch, Backends, Datahub, Deduper, EventLog, LogRecord, Quarantine, Reject
 from .core.repair import TailRecord, repair, suspects_of
 from .core.store import KeyMap, Persons
 from .history import Reconstructions
@@ -188,6 +188,7 @@ class WorkspacePipeline:
         self._quarantine: Quarantine | None = None
         self.closing = False  # close() began: no new work
         self._analytics: Any = None  # AnalyticsStore (with SQL readers)
+        self._datahub: Datahub | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -227,6 +228,13 @@ class WorkspacePipeline:
             raise Unavailable("the workspace is reopening; retry shortly")
         return self._analytics
 
+    @property
+    def datahub(self) -> Datahub:
+        """The workspace's Datahub tables (beside the analytics store's)."""
+        if self._datahub is None or self._analytics is None:
+            raise Unavailable("the workspace is reopening; retry shortly")
+        return self._datahub
+
     async def open(self, now: int, *, background: bool = True) -> None:
         """Open the stores and recover: load the checkpoint, replay the log tail.
 
@@ -239,6 +247,8 @@ class WorkspacePipeline:
             stores = await asyncio.to_thread(self.backends.open, self.directory, self.deduper)
             self._log, self._state = stores.log, stores.state
             self._analytics, self._quarantine = stores.analytics, stores.quarantine
+            self._datahub = stores.datahub
+            self._datahub.timezone = self.config.timezone
             await asyncio.to_thread(self._recover, now)
         except BaseException:
             await asyncio.to_thread(self._close_stores)

@@ -248,6 +248,9 @@ def build_admin_app(platform: Platform) -> FastAPI:
     from .overview import router as overview_router  # it imports this module's helpers
 
     app.include_router(overview_router)
+    from .datahub import router as datahub_router  # it imports this module's helpers
+
+    app.include_router(datahub_router)
 
     @app.get("/health", tags=["system"])
     async def health() -> dict[str, str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -76,6 +77,9 @@ log = logging.getLogger("tsunagu.admin")
 
 #: the largest request body the admin API reads (a definitions file of a few thousand segments)
 MAX_BODY_BYTES = 1024 * 1024
+#: a Datahub import's file (streamed to disk, never held in memory): 20 GB unless set
+MAX_IMPORT_BYTES = int(os.environ.get("TSUNAGU_MAX_IMPORT_BYTES", str(20 << 30)))
+_IMPORT_PATH = re.compile(r"/api/v1/tables/[^/]+/imports")
 
 #: every status an admin error has, and what it means (the OpenAPI descriptions)
 STATUSES = {
@@ -252,9 +256,10 @@ class LimitBody:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        limit = MAX_IMPORT_BYTES if _IMPORT_PATH.fullmatch(scope["path"]) else MAX_BODY_BYTES
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            err = PayloadTooLarge.for_field("body", f"is larger than {MAX_BODY_BYTES // 1024} KB")
+        if declared.isdigit() and int(declared) > limit:
+            err = PayloadTooLarge.for_field("body", f"is larger than {_size(limit)}")
             await error_response(err)(scope, receive, send)
             return
         seen = 0
@@ -263,11 +268,15 @@ class LimitBody:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
+            if seen > limit:
                 raise StarletteHTTPException(413)  # answered by the handler above
             return message
 
         await self.app(scope, counted, send)
+
+
+def _size(n: int) -> str:
+    return f"{n // 1024} KB" if n < 1 << 30 else f"{n / (1 << 30):g} GB"
 
 
 class ServerErrors:

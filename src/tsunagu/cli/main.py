@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..app import Platform
 from ..core.errors import TsunaguError
-from . import people, segments, user, workspace
+from . import datahub, people, segments, user, workspace
 from ._common import DEFAULT_DATA_DIR, DataDir, console, fail, load_credentials, save_credentials
 from .apply import apply
 from .demo import define_demo_segments, demo, ensure_workspace, load_demo
@@ -29,6 +29,8 @@ app.add_typer(user.app, name="user")
 app.add_typer(segments.app, name="segments")
 app.command("demo")(demo)
 app.command("apply")(apply)
+app.command("import")(datahub.import_)
+app.add_typer(datahub.app, name="tables")
 
 DEMO_USER = "admin@example.com"
 Host = Annotated[str, typer.Option("--host", help="interface to listen on")]

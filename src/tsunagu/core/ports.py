@@ -18,6 +18,7 @@ __all__ = [
     "AnalyticsBatch",
     "AnalyticsStore",
     "Backends",
+    "Datahub",
     "Deduper",
     "EventLog",
     "LogRecord",
@@ -365,12 +366,47 @@ class Quarantine(Protocol):
     def close(self) -> None: ...
 
 
+class Datahub(Protocol):
+    """A workspace's Datahub tables (core/datahub.py): imports make versions, a rollback
+    makes an old version current again; rows that cannot be read are rejects, never lost.
+    Errors the caller made are `core.errors.InvalidInput` / `NotFound` / `Conflict`."""
+
+    timezone: str  # local times in the sources are in this zone (an offset is converted to it)
+
+    def import_delimited(self, name: str, staged: Any, options: Any, now: int, *, source: str = "") -> Any:
+        """A CSV/TSV file as `sources.delimited.stage` left it; an `ImportResult`."""
+        ...
+
+    def import_parquet(self, name: str, path: Any, options: Any, now: int, *, source: str = "") -> Any: ...
+
+    def import_jsonl(self, name: str, path: Any, options: Any, now: int, *, source: str = "") -> Any: ...
+
+    def import_arrow(self, name: str, reader: Any, options: Any, now: int, *, fmt: str, source: str = "") -> Any:
+        """Arrow record batches with a `__line` column (Excel, a database)."""
+        ...
+
+    def tables(self) -> list[dict[str, Any]]: ...
+
+    def table(self, name: str) -> dict[str, Any]: ...
+
+    def versions(self, name: str) -> list[dict[str, Any]]: ...
+
+    def rows(self, name: str, *, version: int | None = None, limit: int = 20, offset: int = 0) -> dict[str, Any]: ...
+
+    def rejects(self, name: str, version: int | None = None, *, limit: int = 100, offset: int = 0) -> list[Any]: ...
+
+    def rollback(self, name: str, version: int, now: int) -> dict[str, Any]: ...
+
+    def drop(self, name: str) -> None: ...
+
+
 class WorkspaceStores(Protocol):
     """One workspace's stores, opened together on its directory."""
 
     log: EventLog
     state: Any  # a StateStore that is also the PersonStore behind the engine's cache
     analytics: Any  # an AnalyticsStore (the DuckDB one also lends SQL readers: `reader()`)
+    datahub: Datahub  # beside the analytics store's tables, so SQL joins the two
     quarantine: Quarantine
 
 

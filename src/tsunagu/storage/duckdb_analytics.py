@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ..core.errors import Unavailable
 from ..core.ports import HOT_PROPERTIES, AnalyticsBatch, LogRecord, OnReject, RecordReader, Reject
+from .duckdb_datahub import DuckDBDatahub
 from .event_runs import HOT, RUNS_DDL, Run, pick_merge, run_name, sorted_sql, view_sql
 
 __all__ = ["AnalyticsClosed", "DuckDBAnalytics"]
@@ -287,6 +288,7 @@ class DuckDBAnalytics:
         self.merges = 0  # runs written by merges since start (a figure for tests and benchmarks)
         self._merge_failed: set[str] = set()
         self._seq = self._read_seq()
+        self.datahub = DuckDBDatahub(self._con.cursor, hold=self._reading)
         self._people: queue.SimpleQueue[tuple[list[tuple[Any, ...]], list[str]]] = queue.SimpleQueue()
         self._people_handed = 0  # hand-overs queued (by the event loop)
         self._people_written = 0  # hand-overs committed (by the writer thread)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..core.ports import Deduper
 from .duckdb_analytics import DuckDBAnalytics
+from .duckdb_datahub import DuckDBDatahub
 from .sqlite_dedupe import SqliteDeduper
 from .sqlite_log import SqliteLog
 from .sqlite_quarantine import SqliteQuarantine
@@ -30,6 +31,10 @@ class EmbeddedStores:
     state: SqliteStateStore
     analytics: DuckDBAnalytics
     quarantine: SqliteQuarantine
+
+    @property
+    def datahub(self) -> DuckDBDatahub:
+        return self.analytics.datahub
 
 
 class EmbeddedBackends:
