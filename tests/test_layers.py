@@ -17,6 +17,7 @@ ALLOWED = {
     "core": {"core"},
     "storage": {"core", "storage"},
     "sql": {"core", "sql"},
+    "sources": {"core", "sources"},
     "demo": {"demo"},
     "api": {"core", "api", "pipeline", "sql", "__init__"},
     # The admin UI is an adapter over the admin API's operations: it previews, saves and
