@@ -50,6 +50,7 @@ class Server:
 
     def __post_init__(self) -> None:
         self.created: list[str] = []
+        self.functions: list[str] = []
 
 
 def _postgres() -> Iterator[Server]:
@@ -72,7 +73,8 @@ def _postgres() -> Iterator[Server]:
         {"active": pa.bool_()},
     )  # fmt: skip
     yield server
-    run("DROP FUNCTION IF EXISTS tsunagu_writes()")
+    for name in server.functions:
+        run(f"DROP FUNCTION IF EXISTS {name}()")
     for name in server.created:
         run(f"DROP TABLE IF EXISTS {server.quote(name)} CASCADE")
     conn.close()
@@ -105,7 +107,8 @@ def _mariadb() -> Iterator[Server]:
     yield server
     for name in server.created:
         run(f"DROP TABLE IF EXISTS {server.quote(name)}")
-    run("DROP FUNCTION IF EXISTS tsunagu_writes")
+    for name in server.functions:
+        run(f"DROP FUNCTION IF EXISTS {name}")
     conn.close()
 
 
@@ -240,13 +243,15 @@ def test_a_statement_that_writes_is_refused_and_changes_nothing(server: Server, 
 
 def test_a_select_that_writes_fails_on_the_server_in_its_read_only_transaction(server: Server) -> None:
     name = server.quote(_members(server))
+    writes = f"tsunagu_writes_{uuid.uuid4().hex[:8]}"
+    server.functions.append(writes)  # dropped by the fixture
     if server.name == "postgresql":
         body = f"LANGUAGE sql AS 'DELETE FROM {name}; SELECT 1'"
-        queries = ["SELECT tsunagu_writes()", f"WITH d AS (DELETE FROM {name} RETURNING id) SELECT * FROM d"]
+        queries = [f"SELECT {writes}()", f"WITH d AS (DELETE FROM {name} RETURNING id) SELECT * FROM d"]
     else:
         body = f"MODIFIES SQL DATA BEGIN DELETE FROM {name}; RETURN 1; END"
-        queries = ["SELECT tsunagu_writes()"]
-    server.run(f"CREATE FUNCTION tsunagu_writes() RETURNS int {body}")  # dropped by the fixture
+        queries = [f"SELECT {writes}()"]
+    server.run(f"CREATE FUNCTION {writes}() RETURNS int {body}")
     for query in queries:
         with pytest.raises(InvalidInput) as e:
             read_database(server.url, query=query)
