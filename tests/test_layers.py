@@ -17,10 +17,9 @@ ALLOWED = {
     "core": {"core"},
     "storage": {"core", "storage"},
     "sql": {"core", "sql"},
+    "sources": {"core", "sources"},
     "demo": {"demo"},
     "api": {"core", "api", "pipeline", "sql", "datahub", "__init__"},
-    # Datahub sources: readers of files and databases, adapters like storage/
-    "sources": {"core", "sources"},
     # The admin UI is an adapter over the admin API's operations: it previews, saves and
     # reports through api/ (one validation, one error shape, the numbers the API gives) and
     # reads the core's vocabulary; never a store (`platform` hands it the control store) and
