@@ -26,6 +26,7 @@ from ..core.datahub import COLUMN_TYPES, ImportOptions
 from ..core.errors import FieldError, InvalidInput
 from ..datahub import import_database, import_file
 from .admin import Pipe, iso
+from .errors import error_responses
 
 __all__ = ["router"]
 
@@ -138,7 +139,7 @@ async def list_tables(pipe: Pipe) -> dict[str, list[TableOut]]:
     return {"tables": [TableOut(**_table_json(t)) for t in tables]}
 
 
-@router.get("/api/v1/tables/{name}", response_model=TableDetailOut)
+@router.get("/api/v1/tables/{name}", response_model=TableDetailOut, responses=error_responses(404))
 async def get_table(pipe: Pipe, name: str) -> dict[str, Any]:
     """A table: columns, every version (newest first) and a sample of its rows."""
     hub = pipe.datahub
@@ -152,7 +153,7 @@ async def get_table(pipe: Pipe, name: str) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/tables/{name}/rows")
+@router.get("/api/v1/tables/{name}/rows", responses=error_responses(404))
 async def table_rows(
     pipe: Pipe,
     name: str,
@@ -165,7 +166,7 @@ async def table_rows(
     return {**out, "rows": _jsonable(out["rows"])}
 
 
-@router.get("/api/v1/tables/{name}/rejects", response_model=None)
+@router.get("/api/v1/tables/{name}/rejects", response_model=None, responses=error_responses(404))
 async def table_rejects(
     pipe: Pipe,
     name: str,
@@ -249,7 +250,7 @@ async def import_into(
     return result.to_json()
 
 
-@router.post("/api/v1/tables/{name}/rollback", response_model=TableOut)
+@router.post("/api/v1/tables/{name}/rollback", response_model=TableOut, responses=error_responses(404, 409))
 async def rollback(pipe: Pipe, name: str, body: RollbackIn, request: Request) -> dict[str, Any]:
     """Make an earlier version current again, exactly as it was (recorded as a new version)."""
     now = request.app.state.platform.clock()
@@ -257,7 +258,7 @@ async def rollback(pipe: Pipe, name: str, body: RollbackIn, request: Request) ->
     return _table_json(t)
 
 
-@router.delete("/api/v1/tables/{name}")
+@router.delete("/api/v1/tables/{name}", responses=error_responses(404))
 async def drop_table(pipe: Pipe, name: str) -> dict[str, Any]:
     """Delete a table with every version and reject."""
     await asyncio.to_thread(pipe.datahub.drop, name)
