@@ -36,7 +36,9 @@ def test_a_shift_jis_file_is_imported_over_http_with_its_rejects(server: Any) ->
         assert [v["version"] for v in t["history"]] == [1] and t["history"][0]["current"]
         csv = c.get("/api/v1/tables/members/rejects", params={"format": "csv"})
         assert csv.headers["content-type"].startswith("text/csv")
-        assert csv.content.decode("utf-8").startswith('\ufeffline,column,reason,text\r\n3,,"3 fields expected, 2 found"')
+        assert csv.content.decode("utf-8").startswith(
+            '\ufeffline,column,reason,text\r\n3,,"3 fields expected, 2 found"'
+        )
         assert c.get("/api/v1/tables").json()["tables"][0]["rows"] == 2
 
 

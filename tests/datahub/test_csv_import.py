@@ -156,3 +156,11 @@ def test_bad_options_are_refused_naming_the_field(hub: Hub, options: dict, field
 def test_bad_tables_and_empty_files_are_refused(hub: Hub, table: str, data: bytes) -> None:
     with pytest.raises(InvalidInput):
         hub.load(table, "t.csv", data)
+
+
+def test_a_column_left_text_by_a_few_values_comes_with_a_hint(hub: Hub) -> None:
+    csv = "id,points\n" + "".join(f"{i},{i * 10}\n" for i in range(9)) + "9,たくさん\n"
+    r = hub.load("t", "t.csv", csv.encode())
+    assert dict(r.columns)["points"] == "text"
+    assert r.hints == [{"column": "points", "type": "integer", "fits": 9, "values": 10}]
+    assert hub.load("u", "u.csv", b"id,name\n1,a\n2,b\n").hints == []

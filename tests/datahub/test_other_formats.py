@@ -77,7 +77,9 @@ def test_a_postgresql_query_is_imported_with_its_types(hub: Hub) -> None:
     try:
         con.execute(f"CREATE TABLE {name} (member_id text, rank text, points int, joined date)")
         con.execute(f"INSERT INTO {name} VALUES ('0001', 'ゴールド', 1200, '2024-05-01'), ('0002', NULL, NULL, NULL)")
-        r = import_database(hub.store, "members", url, ImportOptions(), hub.now, query=f"SELECT * FROM {name} ORDER BY 1")
+        r = import_database(
+            hub.store, "members", url, ImportOptions(), hub.now, query=f"SELECT * FROM {name} ORDER BY 1"
+        )
         assert dict(r.columns) == {"member_id": "text", "rank": "text", "points": "integer", "joined": "date"}
         assert r.source.startswith("postgresql://postgres@127.0.0.1:5432/test")
         assert hub.rows("members") == [("0001", "ゴールド", 1200, dt.date(2024, 5, 1)), ("0002", None, None, None)]

@@ -38,6 +38,7 @@ PAGES = {
     "segment-report": ("/ui/segments/vip/report", "main .card"),
     "live": ("/ui/live", "#live-rows tr"),
     "account": ("/ui/account", ".password-form"),
+    "datahub": ("/ui/datahub", ".import-form"),
 }
 
 

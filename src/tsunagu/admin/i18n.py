@@ -351,6 +351,97 @@ def wait_text(lang: str, ms: int) -> str:
     return f"{n}{unit[1]}{'' if n == 1 else 's'}"
 
 
+# the Datahub pages (admin/datahub.py)
+_TEXT.update(
+    {
+        "datahub": {"ja": "データハブ", "en": "Datahub"},
+        "datahub_lead": {
+            "ja": "会員・POS・商品などの自社データを取り込み、イベントや顧客と一緒に使えます。"
+            "読めなかった行は行番号と理由つきで残ります。",
+            "en": "Bring in your own data — members, POS receipts, products — to use with events and people. "
+            "Rows that cannot be read are kept with their line and reason.",
+        },
+        "dh_file": {"ja": "ファイル", "en": "File"},
+        "dh_formats": {
+            "ja": "CSV・TSV（UTF-8／Shift_JIS）、Excel、Parquet、JSON Lines",
+            "en": "CSV, TSV (UTF-8 or Shift_JIS), Excel, Parquet, JSON Lines",
+        },
+        "dh_table": {"ja": "テーブル", "en": "Table"},
+        "dh_table_rule": {
+            "ja": "半角英小文字・数字・_（例: members）",
+            "en": "lower-case letters, digits and _ (e.g. members)",
+        },
+        "dh_mode": {"ja": "取り込み方", "en": "Mode"},
+        "dh_mode_append": {"ja": "追加", "en": "Append"},
+        "dh_mode_upsert": {"ja": "キーで更新（upsert）", "en": "Update by key (upsert)"},
+        "dh_mode_replace": {"ja": "置き換え", "en": "Replace"},
+        "dh_mode_rollback": {"ja": "ロールバック", "en": "Rollback"},
+        "dh_key": {"ja": "キー列", "en": "Key column"},
+        "dh_key_hint": {
+            "ja": "更新のとき、同じ行を見分ける列（カンマ区切りで複数可）",
+            "en": "for upsert: the column(s) that identify a row, comma-separated",
+        },
+        "dh_advanced": {"ja": "詳細設定", "en": "More options"},
+        "dh_encoding": {"ja": "文字コード", "en": "Encoding"},
+        "dh_enc_auto": {"ja": "自動判定", "en": "Detect"},
+        "dh_header": {"ja": "1行目は見出し", "en": "First row is a header"},
+        "dh_types": {"ja": "列の型", "en": "Column types"},
+        "dh_types_hint": {
+            "ja": "列名:型（text, integer, number, boolean, date, timestamp）。指定しない列は自動判定",
+            "en": "column:type (text, integer, number, boolean, date, timestamp); others are inferred",
+        },
+        "dh_import": {"ja": "取り込む", "en": "Import"},
+        "dh_uploading": {"ja": "送信中…", "en": "Uploading…"},
+        "dh_reading": {"ja": "読み込み中…", "en": "Reading…"},
+        "dh_failed": {"ja": "取り込めませんでした", "en": "Not imported"},
+        "dh_imported": {"ja": "取り込んだ行", "en": "Imported"},
+        "dh_rejected": {"ja": "読めなかった行", "en": "Rejected"},
+        "dh_rows_total": {"ja": "テーブルの行数", "en": "Rows in the table"},
+        "dh_read_as": {"ja": "文字コード", "en": "Read as"},
+        "dh_open_table": {"ja": "テーブルを開く", "en": "Open the table"},
+        "dh_line": {"ja": "行", "en": "Line"},
+        "dh_column": {"ja": "列", "en": "Column"},
+        "dh_reason": {"ja": "理由", "en": "Reason"},
+        "dh_text": {"ja": "内容", "en": "Text"},
+        "dh_whole_row": {"ja": "（行全体）", "en": "(whole row)"},
+        "dh_hint": {
+            "ja": "{column} は文字列として取り込みました（{values} 件中 {fits} 件が {type}）。"
+            "型に {column}:{type} を指定すると、残りは読めなかった行になります",
+            "en": "{column} was read as text ({fits} of {values} values are {type}); "
+            "give the type {column}:{type} to reject the others instead",
+        },
+        "dh_tables": {"ja": "テーブル", "en": "Tables"},
+        "dh_rows": {"ja": "行", "en": "rows"},
+        "dh_columns": {"ja": "列", "en": "Columns"},
+        "dh_version": {"ja": "版", "en": "Version"},
+        "dh_updated": {"ja": "更新", "en": "Updated"},
+        "dh_no_tables": {
+            "ja": "まだテーブルはありません。上のフォームからファイルを取り込めます。",
+            "en": "No tables yet: import a file with the form above.",
+        },
+        "dh_first_rows": {"ja": "先頭の行", "en": "First rows"},
+        "dh_rejects": {"ja": "読めなかった行", "en": "Rejected rows"},
+        "dh_rejects_csv": {"ja": "CSVでダウンロード（Excelで開けます）", "en": "Download as CSV (opens in Excel)"},
+        "dh_no_rejects": {"ja": "この版で読めなかった行はありません", "en": "No row of this version was rejected"},
+        "dh_history": {"ja": "版の履歴", "en": "Versions"},
+        "dh_when": {"ja": "日時", "en": "When"},
+        "dh_source": {"ja": "取り込み元", "en": "Source"},
+        "dh_current": {"ja": "現在", "en": "current"},
+        "dh_rollback": {"ja": "この版に戻す", "en": "Roll back to this"},
+        "dh_rolled_back": {"ja": "戻しました:", "en": "Rolled back to"},
+        "dh_pruned": {"ja": "削除済み", "en": "pruned"},
+        "yes": {"ja": "はい", "en": "Yes"},
+        "no": {"ja": "いいえ", "en": "No"},
+        "type_text": {"ja": "文字列", "en": "text"},
+        "type_integer": {"ja": "整数", "en": "integer"},
+        "type_number": {"ja": "数値", "en": "number"},
+        "type_boolean": {"ja": "真偽", "en": "boolean"},
+        "type_date": {"ja": "日付", "en": "date"},
+        "type_timestamp": {"ja": "日時", "en": "timestamp"},
+    }
+)
+
+
 def translator(lang: str):  # type: ignore[no-untyped-def]
     def t(key: str) -> str:
         entry = _TEXT.get(key)

@@ -35,6 +35,7 @@ from ..sql.overview import CHANNELS
 from ..sql.search import people_totals_query
 from ..sql.timeline import live_feed_query
 from .account import account_routes
+from .datahub import datahub_routes
 from .headers import SecurityHeaders
 from .i18n import LANGUAGES, pick_language, translator, wait_text
 from .karte import Labels, event_text, match_reason, shopping, store_names
@@ -291,6 +292,7 @@ def build_ui(platform: Platform) -> ASGIApp:
         *segment_routes(platform, render, pipeline_for, guarded),
         *segment_report_routes(platform, render, pipeline_for, guarded),
         *account_routes(platform, render, session, guarded),
+        *datahub_routes(platform, render, pipeline_for, guarded, _fmt),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     # every body read at most to the API's limit: the JSON endpoints answer 413 in the one shape

@@ -16,19 +16,22 @@ import csv
 import io
 import json
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ..core.datahub import COLUMN_TYPES, ImportOptions
+from ..core.datahub import COLUMN_TYPES, ImportOptions, ImportResult, format_for, table_name
 from ..core.errors import FieldError, InvalidInput
 from ..datahub import import_database, import_file
 from .admin import Pipe, iso
 from .errors import error_responses
 
-__all__ = ["router"]
+if TYPE_CHECKING:
+    from ..pipeline import WorkspacePipeline
+
+__all__ = ["options_from", "receive_import", "router"]
 
 router = APIRouter(tags=["datahub"])
 
@@ -45,6 +48,13 @@ class RejectOut(BaseModel):
     text: str = Field(description="what was there (at most 500 characters)")
 
 
+class HintOut(BaseModel):
+    column: str
+    type: str = Field(description="the type most values fit")
+    fits: int = Field(description="values that fit it")
+    values: int = Field(description="values in the column (empty ones not counted)")
+
+
 class ImportOut(BaseModel):
     table: str
     version: int
@@ -58,6 +68,7 @@ class ImportOut(BaseModel):
     rows_total: int = Field(description="rows in the new version")
     columns: list[ColumnOut]
     rejects: list[RejectOut] = Field(description="the first 100, by line; all of them at …/rejects")
+    hints: list[HintOut] = Field(description="columns read as text because a few values did not fit")
 
 
 class TableOut(BaseModel):
@@ -122,7 +133,7 @@ def _types(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _options(
+def options_from(
     mode: str, key: str | None, encoding: str, delimiter: str | None, header: bool | None, types: str | None,
     fmt: str | None, sheet: str | None,
 ) -> ImportOptions:  # fmt: skip
@@ -213,7 +224,7 @@ async def import_into(
 ) -> dict[str, Any]:
     """Import the request body (a file) — or, with a JSON body `{url, table | query}`, a
     database table or query — as a new version of the table."""
-    options = _options(mode, key, encoding, delimiter, header, types, format, sheet)
+    options = options_from(mode, key, encoding, delimiter, header, types, format, sheet)
     hub = pipe.datahub
     now = request.app.state.platform.clock()
     if request.headers.get("content-type", "").startswith("application/json"):
@@ -228,25 +239,7 @@ async def import_into(
         )
         return result.to_json()
     filename = filename or request.headers.get("x-filename")
-    if not filename:
-        if options.format is None:
-            raise InvalidInput.for_field("filename", "name the file (?filename= or X-Filename) or give format")
-        filename = f"upload.{options.format}"
-    spool = pipe.directory / "imports"
-    spool.mkdir(exist_ok=True)
-    path = spool / f"{uuid.uuid4().hex}-{_safe(filename)}"
-    try:
-        size = 0
-        with path.open("wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                f.write(chunk)  # small chunks, into the page cache
-        if size == 0:
-            raise InvalidInput.for_field("body", "is empty: send the file as the request body")
-        result = await asyncio.to_thread(import_file, hub, name, path, options, now, filename=filename, workdir=spool)
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
+    result = await receive_import(pipe, request, name, options, now, filename)
     return result.to_json()
 
 
@@ -263,6 +256,35 @@ async def drop_table(pipe: Pipe, name: str) -> dict[str, Any]:
     """Delete a table with every version and reject."""
     await asyncio.to_thread(pipe.datahub.drop, name)
     return {"deleted": name}
+
+
+async def receive_import(
+    pipe: WorkspacePipeline, request: Request, name: str, options: ImportOptions, now: int, filename: str | None
+) -> ImportResult:
+    """Stream the request's body to the workspace's directory and import it (the API and
+    the admin UI's upload both come here)."""
+    hub = pipe.datahub
+    if not filename:
+        if options.format is None:
+            raise InvalidInput.for_field("filename", "name the file (?filename= or X-Filename) or give format")
+        filename = f"upload.{options.format}"
+    table_name(name)
+    format_for(filename, options.format)  # before reading a byte of it
+    spool = pipe.directory / "imports"
+    spool.mkdir(exist_ok=True)
+    path = spool / f"{uuid.uuid4().hex}-{_safe(filename)}"
+    try:
+        size = 0
+        with path.open("wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                f.write(chunk)  # small chunks, into the page cache
+        if size == 0:
+            raise InvalidInput.for_field("body", "is empty: send the file as the request body")
+        return await asyncio.to_thread(import_file, hub, name, path, options, now, filename=filename, workdir=spool)
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _safe(filename: str) -> str:

@@ -79,7 +79,7 @@ log = logging.getLogger("tsunagu.admin")
 MAX_BODY_BYTES = 1024 * 1024
 #: a Datahub import's file (streamed to disk, never held in memory): 20 GB unless set
 MAX_IMPORT_BYTES = int(os.environ.get("TSUNAGU_MAX_IMPORT_BYTES", str(20 << 30)))
-_IMPORT_PATH = re.compile(r"/api/v1/tables/[^/]+/imports")
+_IMPORT_PATH = re.compile(r".*(/api/v1/tables/[^/]+/imports|/datahub/import)")
 
 #: every status an admin error has, and what it means (the OpenAPI descriptions)
 STATUSES = {

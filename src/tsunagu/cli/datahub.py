@@ -28,6 +28,11 @@ def _print_result(r: dict[str, Any]) -> None:
         f"{r['rows_total']:,} rows in the table" + (f"  [dim]read as {r['encoding']}[/]" if r.get("encoding") else "")
     )
     console.print("  columns: " + ", ".join(f"{c['name']} ({c['type']})" for c in r["columns"]))
+    for h in r.get("hints", []):
+        console.print(
+            f"  [yellow]hint[/]: {h['column']} was read as text: {h['fits']:,} of {h['values']:,} values are "
+            f"{h['type']}; --type {h['column']}={h['type']} imports it as {h['type']} and rejects the others"
+        )
     if r["rejects"]:
         t = Table("line", "column", "reason", "text", box=None, pad_edge=False)
         for rej in r["rejects"][:20]:

@@ -169,6 +169,9 @@ class ImportResult:
     encoding: str | None = None  # what a text source was read as
     format: str = "csv"
     source: str = ""
+    #: columns read as text because a few values did not fit the type most did:
+    #: {"column", "type", "fits", "values"} (name the type to reject those instead)
+    hints: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,7 +179,7 @@ class ImportResult:
             "source": self.source, "encoding": self.encoding, "rows_in_source": self.rows_in_source,
             "rows_imported": self.rows_imported, "rows_rejected": self.rows_rejected,
             "rows_total": self.rows_total, "columns": [{"name": n, "type": t} for n, t in self.columns],
-            "rejects": [r.to_json() for r in self.rejects],
+            "rejects": [r.to_json() for r in self.rejects], "hints": self.hints,
         }  # fmt: skip
 
 

@@ -183,6 +183,7 @@ class DuckDBDatahub:
         self._hold = hold  # the store's "a read is running" (closing waits for it)
         self.timezone = timezone
         self._lock = threading.Lock()  # one import or rollback at a time
+        self._hints: list[dict[str, Any]] = []  # the import's: columns left text by a few values
         cur = cursor()
         try:
             cur.execute(_SCHEMA)
@@ -548,6 +549,7 @@ class DuckDBDatahub:
                 ]
                 types: dict[str, str] = {}
                 infer = [c for c in text_cols if c not in options.types and c not in existing]
+                self._hints = []
                 inferred = self._infer(cur, stage, infer, typed) if infer else {}
                 for c in cols:
                     types[c] = options.types.get(c) or existing.get(c) or inferred.get(c) or typed.get(c, "text")
@@ -669,7 +671,7 @@ class DuckDBDatahub:
             _ = time.monotonic() - t0
         return ImportResult(
             name, version, options.mode, rows_in_source, imported, len(rejects), rejects[:REJECTS_SHOWN],
-            final_types, total, encoding, fmt, source,
+            final_types, total, encoding, fmt, source, hints=list(self._hints),
         )  # fmt: skip
 
     def _infer(
@@ -698,6 +700,12 @@ class DuckDBDatahub:
                 if fit == n and not (zeros and t in ("integer", "number", "boolean")):
                     out[c] = t
                     break
+            else:
+                # text because a few values do not fit: say so, a named type rejects those
+                most = max(fits)  # the first type of the order among those most values fit
+                if most >= 0.8 * n and not zeros:
+                    typ = _INFER_ORDER[fits.index(most)]
+                    self._hints.append({"column": c, "type": typ, "fits": int(most), "values": int(n)})
         return out
 
     def _next_version(self, name: str) -> int:
