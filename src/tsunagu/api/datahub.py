@@ -4,7 +4,7 @@ read rows and rejects, roll back (docs/datahub.md).
 An import's file is the request body, streamed to the workspace's directory (never held
 in memory) and read there; the answer comes when the new version is written:
 
-    curl -X POST "$URL/api/v1/tables/members/imports?mode=upsert&key=member_id" \\
+    curl -X POST "$URL/api/v1/tables/members/imports?mode=upsert" --url-query "key=会員番号" \\
          -H "Authorization: Bearer $TOKEN" -H "X-Filename: members.csv" --data-binary @members.csv
 """
 
