@@ -412,6 +412,7 @@ _TEXT.update(
         },
         "dh_tables": {"ja": "テーブル", "en": "Tables"},
         "dh_rows": {"ja": "行", "en": "rows"},
+        "dh_rows_h": {"ja": "行数", "en": "Rows"},
         "dh_columns": {"ja": "列", "en": "Columns"},
         "dh_version": {"ja": "版", "en": "Version"},
         "dh_updated": {"ja": "更新", "en": "Updated"},
