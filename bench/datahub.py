@@ -63,11 +63,10 @@ def write_pos(path: Path, rows: int, encoding: str) -> float:
     """)
     con.close()
     with utf8.open("r", encoding="utf-8", newline="") as src, path.open("w", encoding=encoding, newline="") as out:
-        n = 0
-        for line in src:
-            n += 1
+        for n, line in enumerate(src, 1):
             if n > 1 and n % 10_000 == 0:
-                line = line.split(",", 2)[0] + "," + line.split(",", 2)[1] + "\n"  # a short row
+                short = line.split(",", 2)
+                line = short[0] + "," + short[1] + "\n"  # a short row
             out.write(line.replace("\n", "\r\n"))
     utf8.unlink()
     return time.perf_counter() - t
