@@ -68,18 +68,8 @@ def import_database(
     """A table or a query's result from PostgreSQL or MySQL/MariaDB, read read-only."""
     table_name(table)
     options = options.checked()
-    from .sources.database import read_database
+    from .sources.database import masked_url, read_database
 
     reader = read_database(url, table=source_table, query=query)
     shown: Any = source_table or "query"
-    return hub.import_arrow(table, reader, options, now, fmt="database", source=f"{_masked(url)} {shown}")
-
-
-def _masked(url: str) -> str:
-    """The URL as it can be shown and stored: without its password."""
-    head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    cred, _, host = rest.rpartition("@")
-    user = cred.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}" if ":" in cred else f"{head}://{user}@{host}"
+    return hub.import_arrow(table, reader, options, now, fmt="database", source=f"{masked_url(url)} {shown}")

@@ -10,11 +10,11 @@ from ..conftest import Workspace
 PASSWORD = "correct horse battery"
 
 
-def login(page: Any, url: str, ws: Workspace) -> None:
-    """Log in as the workspace's staff user and land on the overview."""
+def login(page: Any, url: str, ws: Workspace, email: str = "staff@example.jp") -> None:
+    """Log in as a workspace user (the staff user by default) and land on the overview."""
     page.goto(f"{url}/ui/login")
     page.fill("input[name=workspace]", ws.name)
-    page.fill("input[name=email]", "staff@example.jp")
+    page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/ui/")

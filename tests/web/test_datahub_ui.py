@@ -13,18 +13,9 @@ from playwright.sync_api import expect
 from tsunagu.storage.control import ControlStore
 
 from ..conftest import Server, Workspace
-from .layout import PASSWORD
+from .layout import PASSWORD, login
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "datahub" / "members_sjis.csv"
-
-
-def _login(page: Any, server: Server, ws: Workspace, email: str) -> None:
-    page.goto(f"{server.url}/ui/login")
-    page.fill("input[name=workspace]", ws.name)
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/ui/")
 
 
 @pytest.mark.parametrize(
@@ -49,7 +40,7 @@ def test_a_shift_jis_member_file_is_uploaded_checked_and_rolled_back(
     ControlStore(server.data_dir / "control.sqlite").create_user(workspace.name, email, PASSWORD)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
     page = context.new_page()
-    _login(page, server, workspace, email)
+    login(page, server.url, workspace, email)
     page.click(f"nav >> text={texts['nav']}")
     page.wait_for_url(f"{server.url}/ui/datahub")
     assert page.locator("[data-test=no-tables]").is_visible()
@@ -111,7 +102,7 @@ def test_an_upload_error_names_the_field_and_the_page_needs_a_login(
     ControlStore(server.data_dir / "control.sqlite").create_user(workspace.name, email, PASSWORD)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
-    _login(page, server, workspace, email)
+    login(page, server.url, workspace, email)
     page.goto(f"{server.url}/ui/datahub")
     page.set_input_files("[data-test=file]", str(EXAMPLE))
     page.fill("[data-test=table]", "members")

@@ -8,8 +8,6 @@ runs, so the page and `POST /api/v1/tables/{name}/imports` never differ.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -18,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..api.datahub import options_from, receive_import
+from ..api.datahub import options_from, receive_import, rejects_csv
 from ..core.datahub import ENCODINGS, MODES
 from ..core.errors import Forbidden, NotFound
 from .json_endpoints import json_route
@@ -89,23 +87,15 @@ def datahub_routes(
         await asyncio.to_thread(pipe.datahub.rollback, name, int(version), platform.clock())
         return RedirectResponse(f"/ui/datahub/{name}?rolled={version}", status_code=303)
 
-    async def rejects_csv(request: Request) -> Response:
+    async def rejects_page(request: Request) -> Response:
         _, pipe = await pipeline_for(request)
         name = request.path_params["name"]
         rejects = await asyncio.to_thread(pipe.datahub.rejects, name, None, limit=10_000_000)
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(["line", "column", "reason", "text"])
-        for r in rejects:
-            w.writerow([r.line, r.column or "", r.reason, r.text])
-        return Response(
-            ("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}-rejects.csv"'},
-        )  # fmt: skip
+        return rejects_csv(name, rejects)
 
     return [
         Route("/datahub", guarded(list_page)),
-        Route("/datahub/{name}/rejects.csv", guarded(rejects_csv)),
+        Route("/datahub/{name}/rejects.csv", guarded(rejects_page)),
         json_route("/datahub/import", upload),
         Route("/datahub/{name}", guarded(table_page)),
         Route("/datahub/{name}/rollback", guarded(rollback), methods=["POST"]),

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from ..core.datahub import COLUMN_TYPES, ImportOptions, ImportResult, format_for, table_name
+from ..core.datahub import COLUMN_TYPES, ImportOptions, ImportResult, Reject, format_for, table_name
 from ..core.errors import FieldError, InvalidInput
 from ..datahub import import_database, import_file
 from .admin import Pipe, iso
@@ -31,7 +31,7 @@ from .errors import error_responses
 if TYPE_CHECKING:
     from ..pipeline import WorkspacePipeline
 
-__all__ = ["options_from", "receive_import", "router"]
+__all__ = ["options_from", "receive_import", "rejects_csv", "router"]
 
 router = APIRouter(tags=["datahub"])
 
@@ -189,16 +189,21 @@ async def table_rejects(
     """The rows an import could not read: line, column, reason and what was there."""
     rejects = await asyncio.to_thread(pipe.datahub.rejects, name, version, limit=limit, offset=offset)
     if format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(["line", "column", "reason", "text"])
-        for r in rejects:
-            w.writerow([r.line, r.column or "", r.reason, r.text])
-        return Response(
-            ("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}-rejects.csv"'},
-        )  # fmt: skip
+        return rejects_csv(name, rejects)
     return {"table": name, "rejects": [r.to_json() for r in rejects]}
+
+
+def rejects_csv(name: str, rejects: list[Reject]) -> Response:
+    """Rejects as a CSV download: UTF-8 with a BOM and CRLF, so Excel opens it as written."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["line", "column", "reason", "text"])
+    for r in rejects:
+        w.writerow([r.line, r.column or "", r.reason, r.text])
+    return Response(
+        ("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}-rejects.csv"'},
+    )  # fmt: skip
 
 
 @router.post("/api/v1/tables/{name}/imports", response_model=ImportOut, status_code=201)

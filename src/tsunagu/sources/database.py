@@ -56,7 +56,7 @@ from tsunagu.core.errors import InvalidInput, TsunaguError
 
 from ._names import LINE, unique_names
 
-__all__ = ["read_database"]
+__all__ = ["masked_url", "read_database"]
 
 CONNECT_TIMEOUT = 5  # seconds: a wrong host answers with an error, not a hang
 _MAX_DECIMAL = 38  # decimal128's precision
@@ -81,7 +81,7 @@ def read_database(
     if scheme in ("mysql", "mariadb"):
         return _stream(_open_mysql(url, target, batch_rows))
     raise InvalidInput.for_field(
-        "url", f"{_masked(url)!r} is no database URL this reads: it starts postgresql://, mysql:// or mariadb://"
+        "url", f"{masked_url(url)!r} is no database URL this reads: it starts postgresql://, mysql:// or mariadb://"
     )
 
 
@@ -208,7 +208,7 @@ def _table_parts(table: str) -> list[str]:
 # -- errors -----------------------------------------------------------------------------
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     """The URL with its password as `***`."""
     try:
         parts = urlsplit(url)
@@ -230,7 +230,7 @@ def _scrub(message: str, url: str) -> str:
         password = ""
     for secret in {password, unquote(password)} - {""}:
         message = message.replace(secret, "***")
-    return " ".join(message.replace(url, _masked(url)).split())
+    return " ".join(message.replace(url, masked_url(url)).split())
 
 
 def _not_read_only(reason: str) -> str:
@@ -264,7 +264,7 @@ def _open_postgres(url: str, target: _Target, batch_rows: int) -> _Opened:
     try:
         conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.Error as e:
-        raise InvalidInput.for_field("url", f"cannot connect to {_masked(url)}: {_scrub(str(e), url)}") from None
+        raise InvalidInput.for_field("url", f"cannot connect to {masked_url(url)}: {_scrub(str(e), url)}") from None
     for name in _PG_AS_TEXT:
         conn.adapters.register_loader(name, TextLoader)
     try:
@@ -368,7 +368,7 @@ def _open_mysql(url: str, target: _Target, batch_rows: int) -> _Opened:
         conn = pymysql.connect(**options, charset="utf8mb4", connect_timeout=CONNECT_TIMEOUT, autocommit=False)
     except pymysql.Error as e:
         raise InvalidInput.for_field(
-            "url", f"cannot connect to {_masked(url)}: {_scrub(_my_message(e), url)}"
+            "url", f"cannot connect to {masked_url(url)}: {_scrub(_my_message(e), url)}"
         ) from None
     try:
         with conn.cursor() as setup:
@@ -414,7 +414,7 @@ def _mysql_options(url: str) -> dict[str, Any]:
     try:
         port = parts.port or 3306
     except ValueError:
-        raise InvalidInput.for_field("url", f"{_masked(url)!r} has a port that is no number") from None
+        raise InvalidInput.for_field("url", f"{masked_url(url)!r} has a port that is no number") from None
     options: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": port,

@@ -19,13 +19,13 @@ workspace's local time); an integer with leading zeros (`000123`, a member id) i
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -296,6 +296,27 @@ class DuckDBDatahub:
 
     # -- changing ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in a transaction: committed on leaving, rolled back on an error."""
+        cur = self._cursor()
+        try:
+            cur.execute("BEGIN")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                raise
+        finally:
+            cur.close()
+
+    @staticmethod
+    def _drop_version(cur: duckdb.DuckDBPyConnection, name: str, version: int) -> None:
+        cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{version}')}")
+        cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{version}!rejects')}")
+
     @_held
     def rollback(self, name: str, version: int, now: int) -> dict[str, Any]:
         """Make `version` current again, exactly as it was (a new version records the move)."""
@@ -307,19 +328,11 @@ class DuckDBDatahub:
                 raise Conflict.for_field("version", f"version {version} is already the current one")
             new = self._next_version(name)
             old = next(v for v in self.versions(name) if v["version"] == version)
-            cur = self._cursor()
-            try:
-                cur.execute("BEGIN")
+            with self._transaction() as cur:
                 cur.execute(f"CREATE TABLE datahub.{_q(f'{name}@{new}')} AS SELECT * FROM {src}")
                 self._record(cur, name, new, now, "rollback", old["format"], old["source"], old["encoding"],
                              old["key"], [(c["name"], c["type"]) for c in old["columns"]], None, None, None,
                              old["rows_total"], restored_from=version)  # fmt: skip
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
             self._prune(name)
         return self.table(name)
 
@@ -327,24 +340,15 @@ class DuckDBDatahub:
     def drop(self, name: str) -> None:
         with self._lock:
             self.table(name)
-            cur = self._cursor()
-            try:
-                versions = [r[0] for r in cur.execute(
+            with self._transaction() as cur:
+                kept = cur.execute(
                     "SELECT version FROM datahub_versions WHERE name = ? AND NOT pruned", [name]
-                ).fetchall()]  # fmt: skip
-                cur.execute("BEGIN")
+                ).fetchall()
                 cur.execute(f"DROP VIEW IF EXISTS datahub.{_q(name)}")
-                for v in versions:
-                    cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{v}')}")
-                    cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{v}!rejects')}")
+                for (v,) in kept:
+                    self._drop_version(cur, name, v)
                 cur.execute("DELETE FROM datahub_versions WHERE name = ?", [name])
                 cur.execute("DELETE FROM datahub_tables WHERE name = ?", [name])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
 
     @_held
     def import_delimited(
@@ -381,7 +385,7 @@ class DuckDBDatahub:
         blank = staged.blank_lines if len(cols) > 1 else []
         skipped_base = sorted({*([1] if staged.header else []), *self._dlines(staged, blank)})
 
-        def line_of(cur: duckdb.DuckDBPyConnection, rowids: list[int], shape: list[int]) -> list[int]:
+        def line_of(rowids: list[int], shape: list[int]) -> list[int]:
             skipped = sorted({*skipped_base, *shape})
             return [staged.lines.line(nth_kept(r, skipped)) for r in rowids]
 
@@ -395,8 +399,6 @@ class DuckDBDatahub:
     def _dlines(staged: Any, physical: list[int]) -> list[int]:
         """Physical line numbers as DuckDB numbers records (a record spanning lines is one)."""
         emb = staged.lines.embedded
-        import bisect
-
         return [p - bisect.bisect_left(emb, p) for p in physical]
 
     @_held
@@ -507,7 +509,7 @@ class DuckDBDatahub:
         encoding: str | None = None,
         rows_in_source: int | None = None,
         shape_rejects: Callable[[duckdb.DuckDBPyConnection], list[tuple[int, str | None, str, str]]] | None = None,
-        line_of: Callable[[duckdb.DuckDBPyConnection, list[int], list[int]], list[int]] | None = None,
+        line_of: Callable[[list[int], list[int]], list[int]] | None = None,
         shape_lines: LineMap | None = None,
         line_column: str | None = None,
         typed: dict[str, ColumnType] | None = None,
@@ -529,14 +531,11 @@ class DuckDBDatahub:
                 current = self.table(name)
             except NotFound:
                 current = None
-            if current is None and options.mode == "upsert":
-                pass  # the first upsert of a table is its first version
             existing = (
                 {c["name"]: c["type"] for c in current["columns"]} if current and options.mode != "replace" else {}
             )
             stage = f"datahub.{_q('_stage_' + uuid.uuid4().hex[:12])}"
             cur = self._cursor()
-            t0 = time.monotonic()
             try:
                 if progress:
                     progress("reading", 0, 1)
@@ -555,7 +554,7 @@ class DuckDBDatahub:
                 types: dict[str, str] = {}
                 infer = [c for c in text_cols if c not in options.types and c not in existing]
                 self._hints = []
-                inferred = self._infer(cur, stage, infer, typed) if infer else {}
+                inferred = self._infer(cur, stage, infer) if infer else {}
                 for c in cols:
                     types[c] = options.types.get(c) or existing.get(c) or inferred.get(c) or typed.get(c, "text")
                 if progress:
@@ -603,7 +602,7 @@ class DuckDBDatahub:
                 if line_column:
                     lines = [int(r[-1]) for r in bad_rows]
                 elif line_of is not None:
-                    lines = line_of(cur, [int(r[0]) for r in bad_rows], shape_records)
+                    lines = line_of([int(r[0]) for r in bad_rows], shape_records)
                 else:
                     lines = [int(r[0]) + 1 for r in bad_rows]
                 rejects: list[Reject] = []
@@ -673,15 +672,12 @@ class DuckDBDatahub:
                 finally:
                     cur.close()
             self._prune(name)
-            _ = time.monotonic() - t0
         return ImportResult(
             name, version, options.mode, rows_in_source, imported, len(rejects), rejects[:REJECTS_SHOWN],
             final_types, total, encoding, fmt, source, hints=list(self._hints),
         )  # fmt: skip
 
-    def _infer(
-        self, cur: duckdb.DuckDBPyConnection, stage: str, cols: list[str], typed: dict[str, ColumnType]
-    ) -> dict[str, str]:
+    def _infer(self, cur: duckdb.DuckDBPyConnection, stage: str, cols: list[str]) -> dict[str, str]:
         """Each column's type: the first of `_INFER_ORDER` every non-empty value fits.
 
         Two passes: numbers, booleans and a cheap "could be a date" test for every column,
@@ -769,21 +765,16 @@ class DuckDBDatahub:
         cur.execute(f"CREATE OR REPLACE VIEW datahub.{_q(name)} AS SELECT * FROM datahub.{_q(f'{name}@{version}')}")
 
     def _prune(self, name: str) -> None:
-        cur = self._cursor()
-        try:
-            old = [r[0] for r in cur.execute(
+        """Drop the rows of versions past the last KEEP_VERSIONS (their records stay)."""
+        with self._transaction() as cur:
+            old = cur.execute(
                 "SELECT version FROM datahub_versions v WHERE name = ? AND NOT pruned AND version NOT IN"
                 " (SELECT current FROM datahub_tables WHERE name = v.name) ORDER BY version DESC OFFSET ?",
                 [name, KEEP_VERSIONS - 1],
-            ).fetchall()]  # fmt: skip
-            for v in old:
-                cur.execute("BEGIN")
-                cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{v}')}")
-                cur.execute(f"DROP TABLE IF EXISTS datahub.{_q(f'{name}@{v}!rejects')}")
+            ).fetchall()
+            for (v,) in old:
+                self._drop_version(cur, name, v)
                 cur.execute("UPDATE datahub_versions SET pruned = true WHERE name = ? AND version = ?", [name, v])
-                cur.execute("COMMIT")
-        finally:
-            cur.close()
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self._cursor()
